@@ -1,0 +1,19 @@
+//! The activator: everything between "this request goes to revision R" and the replica's response.
+//! Each revision has a [`Throttler`] that hands out concurrency slots on ready replicas and holds requests
+//! in a bounded FIFO queue while there are none (for example while the revision scales up from zero).
+//! [`Upstream`] forwards a request over pooled connections and keeps the slot until the response body ends.
+
+mod balancer;
+mod body;
+mod endpoint;
+mod error;
+mod meter;
+mod proxy;
+mod throttler;
+
+pub use body::{GatewayBody, LeaseBody};
+pub use endpoint::Endpoint;
+pub use error::{ProxyError, error_response};
+pub use meter::ConcurrencySample;
+pub use proxy::{Upstream, strip_hop_by_hop};
+pub use throttler::{AcquireError, Lease, Poke, Throttler, ThrottlerSnapshot};

@@ -1,0 +1,163 @@
+//! Forwarding to a replica over pooled keep-alive connections (one hyper-util client for the whole
+//! gateway, so connections are reused across requests). The request keeps its original `Host`; hop-by-hop
+//! headers are stripped both ways and the `x-forwarded-*` headers are set, as a reverse proxy should.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Scheme, Uri};
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::endpoint::Endpoint;
+
+/// Idle upstream connections are closed after this; replicas come and go, so don't hold sockets forever.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// The gateway's upstream side.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    http1: Client<HttpConnector, Incoming>,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Upstream {
+    pub fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let http1 = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            // We always send the client's own Host; don't let the client library substitute the replica's.
+            .set_host(false)
+            .build(connector);
+        Upstream { http1 }
+    }
+
+    /// Send `request` to `endpoint`. `client` is the downstream peer, for `x-forwarded-for`.
+    pub async fn forward(
+        &self,
+        mut request: Request<Incoming>,
+        endpoint: &Endpoint,
+        client: SocketAddr,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        prepare_request(&mut request, endpoint, client);
+        let mut response = self.http1.request(request).await?;
+        strip_hop_by_hop(response.headers_mut());
+        Ok(response)
+    }
+}
+
+fn prepare_request<B>(request: &mut Request<B>, endpoint: &Endpoint, client: SocketAddr) {
+    // HTTP/2 clients put the authority in the URI, not in Host; keep it as Host before the URI is rewritten.
+    let original_host = match request.headers().get(header::HOST) {
+        Some(host) => Some(host.clone()),
+        None => request.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    };
+    let path = request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(endpoint.authority().clone());
+    parts.path_and_query = Some(path);
+    *request.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path make a valid URI");
+    *request.version_mut() = Version::HTTP_11;
+
+    let headers = request.headers_mut();
+    strip_hop_by_hop(headers);
+    if let Some(host) = original_host {
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+        headers.insert(header::HOST, host);
+    }
+    append_forwarded_for(headers, client);
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, client: SocketAddr) {
+    let ip = client.ip().to_string();
+    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(previous) => format!("{previous}, {ip}"),
+        None => ip,
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+}
+
+/// Remove headers that describe one connection, not the message (RFC 9110 §7.6.1), including any the
+/// `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_uri_keeps_host_and_sets_forwarding_headers() {
+        let mut request = Request::builder()
+            .uri("/v1/models/m:predict?x=1")
+            .header("host", "api.example.com")
+            .header("connection", "keep-alive, x-secret")
+            .header("x-secret", "1")
+            .header("keep-alive", "timeout=5")
+            .header("x-forwarded-for", "10.0.0.1")
+            .body(())
+            .unwrap();
+        let endpoint = Endpoint::new(([127, 0, 0, 1], 9001).into());
+        prepare_request(&mut request, &endpoint, ([192, 0, 2, 7], 5555).into());
+        assert_eq!(request.uri(), "http://127.0.0.1:9001/v1/models/m:predict?x=1");
+        let h = request.headers();
+        assert_eq!(h["host"], "api.example.com");
+        assert_eq!(h["x-forwarded-host"], "api.example.com");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert!(h.get("connection").is_none() && h.get("x-secret").is_none() && h.get("keep-alive").is_none());
+    }
+
+    #[test]
+    fn http2_authority_becomes_host() {
+        let mut request =
+            Request::builder().uri("http://m.example.com/p").version(Version::HTTP_2).body(()).unwrap();
+        let endpoint = Endpoint::new(([127, 0, 0, 1], 9001).into());
+        prepare_request(&mut request, &endpoint, ([127, 0, 0, 1], 1).into());
+        assert_eq!(request.headers()["host"], "m.example.com");
+        assert_eq!(request.version(), Version::HTTP_11);
+    }
+}

@@ -1,0 +1,292 @@
+//! The per-revision throttler: concurrency slots on ready replicas (`containerConcurrency` each, unlimited
+//! when 0) and a bounded FIFO queue of requests waiting for one. A request that finds no ready replica is
+//! held and the autoscaler is poked at once; it goes out the moment a replica turns ready or a slot frees.
+//!
+//! All state sits behind one short-held mutex, never held across an `.await`. A freed slot on a still-ready
+//! replica passes straight to the oldest waiter, so waiting requests are served in arrival order and never
+//! overtaken by newcomers.
+
+use crate::balancer::Balancer;
+use crate::endpoint::Endpoint;
+use crate::meter::{ConcurrencySample, Meter};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// Why no slot was granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AcquireError {
+    #[error("wait queue is full")]
+    QueueFull,
+    #[error("revision was removed")]
+    Closed,
+}
+
+/// Called when a request arrives at a revision with no ready replica: the autoscaler should decide now.
+pub type Poke = Arc<dyn Fn() + Send + Sync>;
+
+pub struct Throttler {
+    max_queued: usize,
+    poke: Poke,
+    /// Set when a poke is sent, cleared by the autoscaler when it has acted, so a burst of cold requests
+    /// makes one poke, not thousands.
+    poke_pending: AtomicBool,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Throttler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Throttler").field("max_queued", &self.max_queued).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    /// Set at shutdown: nothing waits any more, so held requests get an answer instead of hanging.
+    closed: bool,
+    container_concurrency: u32,
+    endpoints: Vec<Arc<Endpoint>>,
+    /// Replicas taken out of the ready set with requests still in flight, kept so a drain can wait on them.
+    retired: Vec<Arc<Endpoint>>,
+    waiters: VecDeque<oneshot::Sender<Lease>>,
+    balancer: Balancer,
+    meter: Meter,
+}
+
+/// What the status page and metrics show of a throttler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottlerSnapshot {
+    pub ready: usize,
+    pub in_flight: u32,
+    pub queued: usize,
+}
+
+impl Throttler {
+    pub fn new(container_concurrency: u32, max_queued: usize, poke: Poke) -> Arc<Self> {
+        Arc::new(Throttler {
+            max_queued,
+            poke,
+            poke_pending: AtomicBool::new(false),
+            state: Mutex::new(State {
+                closed: false,
+                container_concurrency,
+                endpoints: Vec::new(),
+                retired: Vec::new(),
+                waiters: VecDeque::new(),
+                balancer: Balancer::default(),
+                meter: Meter::new(Instant::now()),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock leaves counters that are still consistent enough to serve;
+        // refusing all traffic afterwards would be worse.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Wait for a slot. Returns the lease and whether the request had to wait for a replica to start
+    /// (none was ready when it arrived). Dropping the future gives the place in the queue up.
+    pub async fn acquire(self: &Arc<Self>) -> Result<(Lease, bool), AcquireError> {
+        let (rx, cold) = {
+            let mut state = self.lock();
+            let state = &mut *state;
+            state.meter.arrive(Instant::now());
+            if let Some(endpoint) = state.balancer.pick(&state.endpoints, state.container_concurrency) {
+                endpoint.begin();
+                return Ok((Lease::new(self, endpoint.clone(), true), false));
+            }
+            if state.closed {
+                state.meter.leave(Instant::now());
+                return Err(AcquireError::Closed);
+            }
+            if state.waiters.len() >= self.max_queued {
+                // Requests that timed out or hung up leave closed senders behind; reclaim them first.
+                state.waiters.retain(|tx| !tx.is_closed());
+                if state.closed {
+                state.meter.leave(Instant::now());
+                return Err(AcquireError::Closed);
+            }
+            if state.waiters.len() >= self.max_queued {
+                    state.meter.leave(Instant::now());
+                    return Err(AcquireError::QueueFull);
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            state.waiters.push_back(tx);
+            (rx, state.endpoints.is_empty())
+        };
+        let ticket = Ticket { throttler: self };
+        if cold && !self.poke_pending.swap(true, Ordering::AcqRel) {
+            (self.poke)();
+        }
+        let mut lease = rx.await.map_err(|_| AcquireError::Closed)?;
+        // The lease now accounts for this request's stay in the system.
+        std::mem::forget(ticket);
+        lease.counted = true;
+        Ok((lease, cold))
+    }
+
+    /// Shutting down: every waiting request is answered (`Closed`) and new ones no longer wait.
+    /// Requests that find a free slot are still served while connections drain.
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        // Dropping the senders wakes each waiter with an error.
+        state.waiters.clear();
+    }
+
+    /// The autoscaler has acted on the last poke; the next cold request may poke again.
+    pub fn clear_poke(&self) {
+        self.poke_pending.store(false, Ordering::Release);
+    }
+
+    /// Replace the ready set. Replicas that stay keep their in-flight counts; new capacity goes to waiters.
+    pub fn set_endpoints(self: &Arc<Self>, ready: &[SocketAddr]) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let mut next = Vec::with_capacity(ready.len());
+        for addr in ready {
+            let existing = state.endpoints.iter().chain(state.retired.iter()).find(|e| e.addr() == *addr);
+            next.push(existing.cloned().unwrap_or_else(|| Arc::new(Endpoint::new(*addr))));
+        }
+        let removed: Vec<_> = state.endpoints.drain(..).filter(|e| !ready.contains(&e.addr())).collect();
+        state.retired.retain(|e| e.in_flight() > 0 && !ready.contains(&e.addr()));
+        state.retired.extend(removed.into_iter().filter(|e| e.in_flight() > 0));
+        state.endpoints = next;
+        if !state.endpoints.is_empty() {
+            self.poke_pending.store(false, Ordering::Release);
+        }
+        self.dispatch(state);
+    }
+
+    /// Change the per-replica limit (config reload); more room goes to waiters at once.
+    pub fn set_container_concurrency(self: &Arc<Self>, container_concurrency: u32) {
+        let mut state = self.lock();
+        state.container_concurrency = container_concurrency;
+        self.dispatch(&mut state);
+    }
+
+    /// Hand free slots to waiters in FIFO order until either runs out.
+    fn dispatch(self: &Arc<Self>, state: &mut State) {
+        while !state.waiters.is_empty() {
+            let Some(endpoint) = state.balancer.pick(&state.endpoints, state.container_concurrency).cloned() else {
+                return;
+            };
+            endpoint.begin();
+            if let Some(lease) = Self::hand_off(state, Lease::new(self, endpoint, false)) {
+                // Nobody was waiting after all: undo without re-entering the lock.
+                let slot = lease.disarm();
+                slot.end();
+                return;
+            }
+        }
+    }
+
+    /// Give `lease` to the oldest live waiter; returns it if every waiter had gone.
+    fn hand_off(state: &mut State, mut lease: Lease) -> Option<Lease> {
+        while let Some(tx) = state.waiters.pop_front() {
+            match tx.send(lease) {
+                Ok(()) => return None,
+                Err(back) => lease = back,
+            }
+        }
+        Some(lease)
+    }
+
+    fn release(self: &Arc<Self>, endpoint: Arc<Endpoint>, counted: bool) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        if counted {
+            state.meter.leave(Instant::now());
+        }
+        let still_ready = state.endpoints.iter().any(|e| Arc::ptr_eq(e, &endpoint));
+        if still_ready && !state.waiters.is_empty() {
+            // The slot passes straight to the oldest waiter; the replica's count stays as it is.
+            match Self::hand_off(state, Lease::new(self, endpoint, false)) {
+                None => return,
+                Some(lease) => lease.disarm().end(),
+            }
+        } else {
+            endpoint.end();
+        }
+    }
+
+    /// Resolves when the replica at `addr`, already out of the ready set, has no request in flight.
+    pub async fn drain(&self, addr: SocketAddr) {
+        let endpoint = {
+            let state = self.lock();
+            state.retired.iter().chain(state.endpoints.iter()).find(|e| e.addr() == addr).cloned()
+        };
+        if let Some(endpoint) = endpoint {
+            endpoint.idle().await;
+        }
+    }
+
+    /// Average concurrency (in flight plus queued) and arrivals since the last sample.
+    pub fn sample(&self) -> ConcurrencySample {
+        self.lock().meter.sample(Instant::now())
+    }
+
+    pub fn snapshot(&self) -> ThrottlerSnapshot {
+        let state = self.lock();
+        let in_flight = state.endpoints.iter().chain(state.retired.iter()).map(|e| e.in_flight()).sum();
+        let queued = state.meter.current().saturating_sub(in_flight) as usize;
+        ThrottlerSnapshot { ready: state.endpoints.len(), in_flight, queued }
+    }
+
+    /// Current ready addresses.
+    pub fn ready(&self) -> Vec<SocketAddr> {
+        self.lock().endpoints.iter().map(|e| e.addr()).collect()
+    }
+}
+
+/// Leaves the system (for the meter) a request that stopped waiting without a lease.
+struct Ticket<'a> {
+    throttler: &'a Arc<Throttler>,
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        self.throttler.lock().meter.leave(Instant::now());
+    }
+}
+
+/// A concurrency slot on one replica, held until dropped (the gateway drops it when the response body ends).
+#[derive(Debug)]
+pub struct Lease {
+    slot: Option<(Arc<Throttler>, Arc<Endpoint>)>,
+    /// Whether dropping this lease also ends the request's stay in the meter.
+    counted: bool,
+}
+
+impl Lease {
+    fn new(throttler: &Arc<Throttler>, endpoint: Arc<Endpoint>, counted: bool) -> Self {
+        Lease { slot: Some((throttler.clone(), endpoint)), counted }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        // Only `disarm` and `drop` take the slot, and both consume the lease.
+        &self.slot.as_ref().expect("a live lease holds its slot").1
+    }
+
+    /// Take the slot out so dropping the lease does nothing (used while the throttler lock is held).
+    fn disarm(mut self) -> Arc<Endpoint> {
+        let (_, endpoint) = self.slot.take().expect("a live lease holds its slot");
+        endpoint
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some((throttler, endpoint)) = self.slot.take() {
+            throttler.release(endpoint, self.counted);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

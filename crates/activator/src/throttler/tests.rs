@@ -1,0 +1,148 @@
+use super::*;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+fn addr(port: u16) -> SocketAddr {
+    ([127, 0, 0, 1], port).into()
+}
+
+fn throttler(cc: u32, max_queued: usize) -> (Arc<Throttler>, Arc<AtomicUsize>) {
+    let pokes = Arc::new(AtomicUsize::new(0));
+    let counter = pokes.clone();
+    let poke: Poke = Arc::new(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    (Throttler::new(cc, max_queued, poke), pokes)
+}
+
+#[tokio::test]
+async fn grants_at_once_when_a_slot_is_free() {
+    let (t, pokes) = throttler(2, 10);
+    t.set_endpoints(&[addr(1)]);
+    let (a, cold_a) = t.acquire().await.unwrap();
+    let (b, _) = t.acquire().await.unwrap();
+    assert!(!cold_a);
+    assert_eq!(a.endpoint().in_flight(), 2);
+    assert_eq!(t.snapshot(), ThrottlerSnapshot { ready: 1, in_flight: 2, queued: 0 });
+    drop((a, b));
+    assert_eq!(t.snapshot().in_flight, 0);
+    assert_eq!(pokes.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn holds_requests_at_zero_and_pokes_once() {
+    let (t, pokes) = throttler(1, 10);
+    let waiters: Vec<_> = (0..3).map(|_| tokio::spawn({ let t = t.clone(); async move { t.acquire().await } })).collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(pokes.load(Ordering::SeqCst), 1, "a burst of cold requests pokes once");
+    assert_eq!(t.snapshot().queued, 3);
+    // One replica with one slot: the first waiter goes, the others keep waiting.
+    t.set_endpoints(&[addr(1)]);
+    let mut results = Vec::new();
+    for w in waiters {
+        let (lease, cold) = w.await.unwrap().unwrap();
+        assert!(cold);
+        results.push(lease.endpoint().addr());
+        drop(lease); // frees the slot for the next waiter, in order
+    }
+    assert_eq!(results, vec![addr(1); 3]);
+    assert_eq!(t.snapshot(), ThrottlerSnapshot { ready: 1, in_flight: 0, queued: 0 });
+}
+
+#[tokio::test]
+async fn serves_waiters_in_arrival_order() {
+    let (t, _) = throttler(1, 10);
+    t.set_endpoints(&[addr(1)]);
+    let (first, _) = t.acquire().await.unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for i in 0..5 {
+        let (t, order) = (t.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            let (lease, _) = t.acquire().await.unwrap();
+            order.lock().unwrap().push(i);
+            drop(lease);
+        }));
+        tokio::time::sleep(Duration::from_millis(2)).await; // fix the arrival order
+    }
+    drop(first);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn rejects_when_the_queue_is_full() {
+    let (t, _) = throttler(1, 2);
+    let _held: Vec<_> = (0..2).map(|_| tokio::spawn({ let t = t.clone(); async move { t.acquire().await } })).collect();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(t.acquire().await.unwrap_err(), AcquireError::QueueFull);
+}
+
+#[tokio::test]
+async fn a_waiter_that_gives_up_frees_its_place() {
+    let (t, _) = throttler(1, 1);
+    let gave_up = tokio::time::timeout(Duration::from_millis(10), t.acquire()).await;
+    assert!(gave_up.is_err());
+    assert_eq!(t.snapshot().queued, 0, "the meter forgot the request");
+    // Its closed place is reclaimed, so the queue has room again.
+    let waiting = tokio::spawn({ let t = t.clone(); async move { t.acquire().await } });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    t.set_endpoints(&[addr(1)]);
+    let (lease, _) = waiting.await.unwrap().unwrap();
+    assert_eq!(lease.endpoint().in_flight(), 1, "the abandoned place took no slot");
+}
+
+#[tokio::test]
+async fn drain_waits_for_in_flight_requests_of_a_removed_replica() {
+    let (t, _) = throttler(0, 10);
+    t.set_endpoints(&[addr(1)]);
+    let (lease, _) = t.acquire().await.unwrap();
+    t.set_endpoints(&[addr(2)]);
+    let drained = tokio::spawn({ let t = t.clone(); async move { t.drain(addr(1)).await } });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(!drained.is_finished(), "a request is still in flight on the removed replica");
+    // New requests go to the remaining replica only.
+    let (other, _) = t.acquire().await.unwrap();
+    assert_eq!(other.endpoint().addr(), addr(2));
+    drop(lease);
+    tokio::time::timeout(Duration::from_secs(1), drained).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn raising_capacity_releases_waiters() {
+    let (t, _) = throttler(1, 10);
+    t.set_endpoints(&[addr(1)]);
+    let (_held, _) = t.acquire().await.unwrap();
+    let waiting = tokio::spawn({ let t = t.clone(); async move { t.acquire().await } });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    t.set_endpoints(&[addr(1), addr(2)]);
+    let (lease, cold) = waiting.await.unwrap().unwrap();
+    assert!(!cold, "replicas were ready, only busy");
+    assert_eq!(lease.endpoint().addr(), addr(2));
+}
+
+#[tokio::test]
+async fn samples_count_queued_requests_as_load() {
+    let (t, _) = throttler(1, 10);
+    t.sample();
+    let _waiting: Vec<_> = (0..4).map(|_| tokio::spawn({ let t = t.clone(); async move { t.acquire().await } })).collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sample = t.sample();
+    assert_eq!(sample.requests, 4);
+    assert!(sample.concurrency > 0.0 && sample.concurrency <= 4.0, "{sample:?}");
+}
+
+#[tokio::test]
+async fn close_answers_every_waiter() {
+    let (t, _) = throttler(1, 10);
+    let waiting: Vec<_> = (0..3).map(|_| tokio::spawn({ let t = t.clone(); async move { t.acquire().await } })).collect();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    t.close();
+    for w in waiting {
+        assert_eq!(w.await.unwrap().unwrap_err(), AcquireError::Closed);
+    }
+    assert_eq!(t.acquire().await.unwrap_err(), AcquireError::Closed, "no new waiting after close");
+    assert_eq!(t.snapshot().queued, 0);
+}

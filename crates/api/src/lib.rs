@@ -1,0 +1,13 @@
+//! Swell's shared vocabulary. The same `RevisionSpec` and `RouteSpec` are the `spec` of the Kubernetes
+//! objects and the entries of the local YAML file, so a user moving from `swell serve` to a cluster keeps
+//! their specs. Everything here is plain data plus validation; no I/O beyond reading a config file.
+
+pub mod config;
+pub mod duration;
+pub mod revision;
+pub mod route;
+pub mod settings;
+
+pub use config::{ConfigError, LocalConfig, NamedRevision, NamedRoute};
+pub use revision::{Metric, ProcessSpec, Protocol, RevisionSpec, ScalingSpec};
+pub use route::{MirrorTarget, RouteSpec, TrafficTarget};

@@ -1,0 +1,115 @@
+//! `RevisionSpec`: one model version. The workload part (a process, static endpoints, or on Kubernetes a
+//! pod template) is immutable in spirit; `scaling` holds the per-revision overrides of the autoscaler
+//! settings, named like Knative's `autoscaling.knative.dev/*` annotations in camelCase.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Knative's default request timeout, also ours.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 300;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RevisionSpec {
+    /// Local platform: run each replica as this child process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessSpec>,
+    /// Local platform: unmanaged replicas at fixed `host:port` addresses; routed to, never scaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Vec<String>>,
+    /// The model server's HTTP or h2c port (Kubernetes; locally the port is chosen per replica).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Path probed for readiness; a 2xx answer means the replica may take traffic.
+    #[serde(default = "default_readiness_path")]
+    pub readiness_path: String,
+    /// Hard limit of concurrent requests per replica; 0 means unlimited.
+    #[serde(default)]
+    pub container_concurrency: u32,
+    /// Whole-request budget, queue time included.
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+    #[serde(default)]
+    pub scaling: ScalingSpec,
+}
+
+fn default_readiness_path() -> String {
+    "/".to_owned()
+}
+
+fn default_timeout_seconds() -> u64 {
+    DEFAULT_TIMEOUT_SECONDS
+}
+
+impl RevisionSpec {
+    /// True when Swell starts and stops this revision's replicas (as opposed to static endpoints).
+    pub fn is_managed(&self) -> bool {
+        self.endpoints.is_none()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessSpec {
+    /// Program and arguments; `{port}` in any element is replaced by the replica's port.
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Http1,
+    H2c,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    #[default]
+    Concurrency,
+    Rps,
+}
+
+/// Per-revision overrides of the cluster-wide autoscaler settings. Unset fields fall back to the
+/// `autoscaler:` section (or the `swell-autoscaler` ConfigMap). Durations are Go-style strings ("60s").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScalingSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<Metric>,
+    /// Target concurrency per replica, or requests per second per replica with `metric: rps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_utilization_percentage: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_scale: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_scale: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_scale: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_scale: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_delay: Option<String>,
+    /// The stable window (Knative's `window` annotation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panic_window_percentage: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panic_threshold_percentage: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_to_zero_pod_retention_period: Option<String>,
+    /// `linear` or `weighted-exponential`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_aggregation_algorithm: Option<String>,
+}

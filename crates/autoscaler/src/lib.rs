@@ -1,0 +1,16 @@
+//! Swell's autoscaler core: Knative's KPA, made to tick every second. Gateways report each revision's load
+//! once a second ([`Decider::record`]); the decider sums it into 1 s buckets, averages a stable and a panic
+//! window, and decides the replica count ([`Decider::tick`]) with Knative's formulas, panic mode, bounds and
+//! scale-to-zero rules. Pure logic: no I/O, no clocks; time comes in as a `Duration` since any epoch, so the
+//! same code runs live, in tests on a virtual clock, and in `swell simulate`.
+
+mod decider;
+mod delay;
+mod reason;
+mod scale_to_zero;
+pub mod simulate;
+mod window;
+
+pub use decider::{Decider, Decision};
+pub use reason::{Adjustment, Mode, RateLimit, Reason};
+pub use scale_to_zero::{ACTIVATION_TIMEOUT, ZeroStep};

@@ -1,0 +1,62 @@
+//! The admin listener's endpoints: `/metrics` (Prometheus text), `/healthz` (the process is up),
+//! `/readyz` (the gateway has its config and serves), `/v1/status` (revisions, replicas, traffic and the
+//! autoscaler's last decisions, as JSON). It binds to loopback unless configured otherwise.
+
+use crate::metrics::Metrics;
+use crate::server::Handler;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use swell_activator::{GatewayBody, error_response};
+
+/// Produces the `/v1/status` document; the process that owns the autoscaler knows what goes in it.
+pub type StatusSource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+pub struct Admin {
+    metrics: Metrics,
+    status: StatusSource,
+    ready: AtomicBool,
+}
+
+impl Admin {
+    pub fn new(metrics: Metrics, status: StatusSource) -> Arc<Self> {
+        Arc::new(Admin { metrics, status, ready: AtomicBool::new(false) })
+    }
+
+    /// Flip `/readyz`: true once serving, false when shutting down.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    fn answer(&self, method: &Method, path: &str) -> Response<GatewayBody> {
+        if method != Method::GET && method != Method::HEAD {
+            return error_response(StatusCode::METHOD_NOT_ALLOWED, "admin endpoints are read-only", None);
+        }
+        match path {
+            "/metrics" => text(StatusCode::OK, self.metrics.render(), "text/plain; version=0.0.4"),
+            "/healthz" => text(StatusCode::OK, "ok\n".to_owned(), "text/plain"),
+            "/readyz" if self.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n".to_owned(), "text/plain"),
+            "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_owned(), "text/plain"),
+            "/v1/status" => {
+                let body = serde_json::to_string_pretty(&(self.status)()).unwrap_or_default();
+                text(StatusCode::OK, body, "application/json")
+            }
+            _ => error_response(StatusCode::NOT_FOUND, "unknown admin endpoint", None),
+        }
+    }
+}
+
+fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<GatewayBody> {
+    let mut response = Response::new(GatewayBody::local(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+impl Handler for Admin {
+    async fn call(&self, request: Request<Incoming>, _peer: SocketAddr) -> Response<GatewayBody> {
+        self.answer(request.method(), request.uri().path())
+    }
+}

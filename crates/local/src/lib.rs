@@ -1,0 +1,24 @@
+//! Swell's local platform: each replica of a managed revision is a child process of `swell serve`, listening on a
+//! free loopback port given to it as `PORT` and `{port}`. The platform probes replicas for readiness, tells a
+//! `ReplicaObserver` (the activator) the ready set after every change, replaces replicas that exit (with crash
+//! backoff), and on scale-down drains a replica through the observer before SIGTERM and, after a grace period,
+//! SIGKILL. No child outlives the parent: `shutdown` on a signal, `kill_all_now` from a panic hook, and
+//! `kill_on_drop` for everything else.
+
+mod backoff;
+mod context;
+mod observer;
+mod options;
+mod platform;
+mod probe;
+mod process;
+mod reconcile;
+mod replica;
+mod revision;
+
+pub use observer::ReplicaObserver;
+pub use options::{
+    DEFAULT_CRASH_BACKOFF_INITIAL, DEFAULT_CRASH_BACKOFF_MAX, DEFAULT_PROBE_TIMEOUT, DEFAULT_READY_PROBE_INTERVAL,
+    DEFAULT_STARTING_PROBE_INTERVAL, DEFAULT_STOP_GRACE, DEFAULT_UNREADY_AFTER_FAILURES, PlatformOptions,
+};
+pub use platform::{LocalPlatform, ReplicaCounts, ReplicaPhase, ReplicaStatus};

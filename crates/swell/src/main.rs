@@ -1,0 +1,77 @@
+//! `swell`: one binary for every role. `serve` runs the gateway, the autoscaler and the local platform in
+//! one process (the embedded default); `check` validates a config file; `simulate` replays recorded load
+//! through the real decider.
+
+mod serve;
+mod simulate;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code for a config that cannot be used (EX_USAGE / EX_DATAERR family, as the brief asks: 64).
+const EXIT_BAD_CONFIG: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(name = "swell", version, about = "Request-driven autoscaler and activator for model-inference services")]
+struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run gateway, autoscaler and local platform from a config file.
+    Serve {
+        #[arg(long, default_value = "config/local.yaml")]
+        config: PathBuf,
+    },
+    /// Validate a config file and exit (64 when invalid).
+    Check {
+        #[arg(long, default_value = "config/local.yaml")]
+        config: PathBuf,
+    },
+    /// Replay per-second load through the real decider in virtual time.
+    Simulate(simulate::SimulateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    match cli.command {
+        Command::Serve { config } => serve::main(&config),
+        Command::Check { config } => match swell_api::LocalConfig::load(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(EXIT_BAD_CONFIG)
+            }
+        },
+        Command::Simulate(args) => match simulate::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::from(EXIT_BAD_CONFIG)
+            }
+        },
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWELL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal, so logs piped to files or tests stay plain `key=value` text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

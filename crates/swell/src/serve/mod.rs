@@ -1,0 +1,176 @@
+//! `swell serve`: gateway, autoscaler and local platform in one process. Start-up validates the whole
+//! config first (exit 64 on any problem, nothing started), then wires the pieces: the platform reports
+//! ready replicas to the throttlers, the throttlers poke the autoscaler, the autoscaler scales the platform.
+//! On SIGINT or SIGTERM it stops accepting, lets requests finish (bounded) and stops every child process.
+
+mod autoscale;
+mod observer;
+mod reload;
+mod status;
+
+use anyhow::Context;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use swell_api::LocalConfig;
+use swell_gateway::{Admin, Gateway, Metrics, RevisionHandle, RevisionOptions};
+use swell_local::LocalPlatform;
+use swell_router::RouteTable;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::EXIT_BAD_CONFIG;
+
+pub fn main(config_path: &Path) -> ExitCode {
+    let config = match LocalConfig::load(config_path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, config_path)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything one revision is, across the components.
+pub(crate) struct Revision {
+    pub name: String,
+    pub spec: swell_api::RevisionSpec,
+    pub handle: Arc<RevisionHandle>,
+}
+
+async fn run(config: LocalConfig, config_path: &Path) -> anyhow::Result<ExitCode> {
+    let metrics = Metrics::new();
+    let (poke_tx, poke_rx) = mpsc::unbounded_channel::<usize>();
+    let mut revisions = Vec::with_capacity(config.revisions.len());
+    for (index, revision) in config.revisions.iter().enumerate() {
+        let timeout = Duration::from_secs(revision.spec.timeout_seconds);
+        let options = RevisionOptions {
+            container_concurrency: revision.spec.container_concurrency,
+            timeout,
+            cold_start_timeout: timeout,
+            max_queued: config.gateway.max_queued_requests,
+        };
+        let poke_tx = poke_tx.clone();
+        let poke = Arc::new(move || {
+            // The receiver lives as long as the process serves; a failed send means we are shutting down.
+            let _ = poke_tx.send(index);
+        });
+        let handle = RevisionHandle::new(&revision.name, options, &metrics, poke);
+        if let Some(endpoints) = &revision.spec.endpoints {
+            let addrs: Vec<SocketAddr> = endpoints.iter().filter_map(|e| e.parse().ok()).collect();
+            handle.throttler.set_endpoints(&addrs);
+            handle.metrics.ready.set(addrs.len() as i64);
+        }
+        revisions.push(Revision { name: revision.name.clone(), spec: revision.spec.clone(), handle });
+    }
+    let revisions = Arc::new(revisions);
+    let by_name: HashMap<String, Arc<RevisionHandle>> =
+        revisions.iter().map(|r| (r.name.clone(), r.handle.clone())).collect();
+    let routes = match RouteTable::build(&config.routes, |name| by_name.get(name).cloned()) {
+        Ok(routes) => routes,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+        }
+    };
+    let gateway = Gateway::new(routes, metrics.clone());
+
+    let platform = LocalPlatform::new(Arc::new(observer::ThrottlerObserver::new(by_name)));
+    install_panic_hook(platform.clone());
+    for revision in revisions.iter().filter(|r| r.spec.is_managed()) {
+        platform.upsert_revision(&revision.name, &revision.spec);
+    }
+
+    let scaler = autoscale::Autoscaler::new(&config, revisions.clone(), platform.clone())?;
+    let decisions = scaler.decisions();
+    let settings = scaler.settings();
+    let status = status::source(revisions.clone(), config.routes.clone(), platform.clone(), decisions);
+    let admin = Admin::new(metrics.clone(), status);
+
+    let gateway_listener = TcpListener::bind(config.gateway.listen)
+        .await
+        .with_context(|| format!("gateway.listen {}: cannot bind", config.gateway.listen))?;
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("admin.listen {}: cannot bind", config.admin.listen))?;
+    tracing::info!(
+        gateway = %gateway_listener.local_addr()?,
+        admin = %admin_listener.local_addr()?,
+        revisions = revisions.len(),
+        routes = config.routes.len(),
+        "swell serve is up"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let gateway_task = tokio::spawn(swell_gateway::serve(gateway_listener, gateway, stopped(stop_rx.clone())));
+    let admin_task = tokio::spawn(swell_gateway::serve(admin_listener, admin.clone(), stopped(stop_rx.clone())));
+    let scaler_task = tokio::spawn(scaler.run(poke_rx, stopped(stop_rx.clone())));
+    let reload_task = tokio::spawn(reload::watch(
+        config_path.to_path_buf(),
+        config,
+        settings,
+        metrics.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    admin.set_ready(true);
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining connections and stopping replicas");
+    admin.set_ready(false);
+    for revision in revisions.iter() {
+        revision.handle.throttler.close();
+    }
+    let _ = stop_tx.send(true);
+    let _ = scaler_task.await;
+    let _ = reload_task.await;
+    let _ = gateway_task.await;
+    platform.shutdown().await;
+    let _ = admin_task.await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A panic anywhere must not leave model servers running: kill the children, then report as usual.
+fn install_panic_hook(platform: LocalPlatform) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        platform.kill_all_now();
+        previous(info);
+    }));
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(terminate) => terminate,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops swell");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

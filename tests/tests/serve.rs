@@ -1,0 +1,186 @@
+//! `swell serve` end to end: the real binary, the real sample model as replicas, real HTTP on loopback.
+//! Windows are shortened (6 s, Knative's minimum) so a full 0 → N → 0 cycle fits in a test.
+
+mod support;
+
+use nix::sys::signal::Signal;
+use std::time::Duration;
+use support::{pids_with, run_swell, start, unique_model};
+
+/// A config with one sample-model revision behind one route. `extra_autoscaler` and `scaling` are YAML
+/// flow-mapping bodies.
+fn one_revision(model: &str, load_time: &str, compute_time: &str, extra_autoscaler: &str, scaling: &str) -> String {
+    format!(
+        r#"autoscaler: {{stable-window: 6s, scale-to-zero-grace-period: 6s, initial-scale: 0, allow-zero-initial-scale: true{extra_autoscaler}}}
+revisions:
+  - name: model-v1
+    process: {{command: ["{{model_bin}}", "--model", "{model}", "--load-time", "{load_time}", "--compute-time", "{compute_time}"]}}
+    readinessPath: /v1/models/{model}
+    containerConcurrency: 4
+    timeoutSeconds: 30
+    scaling: {{target: 4, maxScale: 8{scaling}}}
+routes:
+  - name: r
+    pathPrefix: /v1/models/{model}
+    traffic: [{{revisionName: model-v1, percent: 100}}]
+"#
+    )
+}
+
+const PREDICT_BODY: &str = r#"{"instances": ["a great and happy day", "not good at all"]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scales_from_zero_out_and_back_to_zero() {
+    let model = unique_model("cold");
+    let swell = start(&one_revision(&model, "300ms", "250ms", "", "")).await;
+    let predict = format!("/v1/models/{model}:predict");
+
+    let before = swell.revision("model-v1").await;
+    assert_eq!((before["desired"].as_u64(), before["ready"].as_u64()), (Some(0), Some(0)), "{before}");
+
+    // The first request waits for a replica to start and says how long it waited.
+    let first = swell.post(&predict, PREDICT_BODY).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let waited: u64 = first.headers["swell-cold-start"].to_str().unwrap().parse().unwrap();
+    assert!(waited >= 300, "waited {waited} ms, but the model takes 300 ms to load");
+    let predictions = first.json()["predictions"].as_array().cloned().unwrap();
+    assert_eq!(predictions.len(), 2);
+
+    // 50 concurrent requests against a target of 4 per replica: more replicas.
+    let swell = std::sync::Arc::new(swell);
+    let mut max_ready = 0;
+    for _round in 0..4 {
+        let burst: Vec<_> = (0..50)
+            .map(|_| {
+                let (swell, predict) = (swell.clone(), predict.clone());
+                tokio::spawn(async move { swell.post(&predict, PREDICT_BODY).await.status })
+            })
+            .collect();
+        for request in burst {
+            assert_eq!(request.await.unwrap(), 200);
+        }
+        max_ready = max_ready.max(swell.revision("model-v1").await["ready"].as_u64().unwrap());
+    }
+    assert!(max_ready > 1, "50 concurrent requests should raise the revision above one replica");
+
+    // Idle: back to zero after the stable window and the grace period.
+    swell
+        .wait_for("model-v1", Duration::from_secs(45), "scaled to zero", |r| r["desired"] == 0 && r["ready"] == 0)
+        .await;
+    assert!(pids_with(&model).is_empty(), "no replica process is left at zero");
+
+    let metrics = swell.admin("/metrics").await.body;
+    assert!(metrics.contains(r#"swell_cold_starts_total{revision="model-v1"}"#), "{metrics}");
+    assert!(metrics.contains(r#"swell_requests_total{code="2xx",revision="model-v1"} 201"#), "{metrics}");
+
+    let swell = std::sync::Arc::into_inner(swell).expect("all requests finished");
+    let exit = swell.stop_with(Signal::SIGTERM).await;
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_is_replaced_and_requests_keep_succeeding() {
+    let model = unique_model("kill");
+    let swell = start(&one_revision(&model, "200ms", "10ms", "", ", minScale: 1")).await;
+    let predict = format!("/v1/models/{model}:predict");
+    assert_eq!(swell.post(&predict, PREDICT_BODY).await.status, 200);
+    let original = pids_with(&model);
+    assert_eq!(original.len(), 1, "one replica: {original:?}");
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(original[0]), Signal::SIGKILL).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Requests sent while the replacement starts are held, then served by it.
+    let swell = std::sync::Arc::new(swell);
+    let during: Vec<_> = (0..10)
+        .map(|_| {
+            let (swell, predict) = (swell.clone(), predict.clone());
+            tokio::spawn(async move { swell.post(&predict, PREDICT_BODY).await.status })
+        })
+        .collect();
+    for request in during {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    let replaced = pids_with(&model);
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    assert_ne!(replaced, original, "a new process replaced the killed one");
+
+    let swell = std::sync::Arc::into_inner(swell).expect("all requests finished");
+    let exit = swell.stop_with(Signal::SIGINT).await;
+    assert!(exit.success(), "{exit:?}");
+    assert!(pids_with(&model).is_empty(), "no sample model outlives swell serve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_wait_queue_answers_503_with_retry_after() {
+    let model = unique_model("full");
+    let config = one_revision(&model, "60s", "0s", "", "");
+    let swell = support::start_with_gateway(&config, "maxQueuedRequests: 2").await;
+    let predict = format!("/v1/models/{model}:predict");
+    let swell = std::sync::Arc::new(swell);
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let (swell, predict) = (swell.clone(), predict.clone());
+            tokio::spawn(async move { swell.post(&predict, PREDICT_BODY).await.status })
+        })
+        .collect();
+    swell.wait_for("model-v1", Duration::from_secs(10), "holding 2 requests", |r| r["queued"] == 2).await;
+
+    let rejected = swell.post(&predict, PREDICT_BODY).await;
+    assert_eq!(rejected.status, 503);
+    assert_eq!(rejected.headers["retry-after"], "1");
+    let body = rejected.json();
+    assert_eq!(body["revision"], "model-v1");
+    assert!(body["error"].as_str().unwrap().contains("queue"), "{body}");
+
+    // Shutting down answers the held requests instead of leaving them hanging.
+    let swell_pid = swell.pid();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(swell_pid), Signal::SIGTERM).unwrap();
+    for request in held {
+        assert_eq!(request.await.unwrap(), 503);
+    }
+    assert!(wait_gone(&model).await, "no sample model outlives swell serve");
+}
+
+async fn wait_gone(needle: &str) -> bool {
+    for _ in 0..100 {
+        if pids_with(needle).is_empty() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn an_unknown_path_is_a_json_404() {
+    let model = unique_model("nf");
+    let swell = start(&one_revision(&model, "0s", "0s", "", "")).await;
+    let reply = swell.get("/no/such/model").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.headers["content-type"], "application/json");
+    assert!(reply.json()["error"].as_str().unwrap().contains("no route"));
+    assert_eq!(swell.revision("model-v1").await["desired"], 0, "a 404 wakes nothing");
+}
+
+#[tokio::test]
+async fn an_invalid_config_exits_64_naming_field_and_value() {
+    let model = unique_model("bad");
+    let good = one_revision(&model, "0s", "0s", "", "");
+    let cases = [
+        (good.replace("stable-window: 6s", "stable-window: 6 seconds"), vec!["stable-window", "6 seconds"]),
+        (good.replace("percent: 100", "percent: 110"), vec!["routes[r].traffic", "110"]),
+        (good.replace("{revisionName: model-v1", "{revisionName: nope"), vec!["routes[r].traffic", "\"nope\""]),
+        (good.replace("stable-window: 6s", "stable-window: 2h"), vec!["stable-window", "2h"]),
+        (good.replace("timeoutSeconds: 30", "timeoutSeconds: 0"), vec!["timeoutSeconds", "0"]),
+    ];
+    let scratch = support::Scratch::new();
+    for (i, (config, expected)) in cases.iter().enumerate() {
+        let path = scratch.0.join(format!("bad-{i}.yaml"));
+        std::fs::write(&path, config).unwrap();
+        let (code, stderr) = run_swell(&["serve", "--config", path.to_str().unwrap()]).await;
+        assert_eq!(code, Some(64), "case {i}: {stderr}");
+        for needle in expected {
+            assert!(stderr.contains(needle), "case {i}: {needle:?} not in {stderr:?}");
+        }
+    }
+}
