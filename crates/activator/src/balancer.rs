@@ -18,7 +18,11 @@ pub(crate) struct Balancer {
 
 impl Balancer {
     /// A replica with a free slot under `container_concurrency` (0 = unlimited), or None.
-    pub(crate) fn pick<'a>(&mut self, endpoints: &'a [Arc<Endpoint>], container_concurrency: u32) -> Option<&'a Arc<Endpoint>> {
+    pub(crate) fn pick<'a>(
+        &mut self,
+        endpoints: &'a [Arc<Endpoint>],
+        container_concurrency: u32,
+    ) -> Option<&'a Arc<Endpoint>> {
         match (endpoints.len(), container_concurrency) {
             (0, _) => None,
             (1, 0) => endpoints.first(),

@@ -153,8 +153,7 @@ mod tests {
 
     #[test]
     fn http2_authority_becomes_host() {
-        let mut request =
-            Request::builder().uri("http://m.example.com/p").version(Version::HTTP_2).body(()).unwrap();
+        let mut request = Request::builder().uri("http://m.example.com/p").version(Version::HTTP_2).body(()).unwrap();
         let endpoint = Endpoint::new(([127, 0, 0, 1], 9001).into());
         prepare_request(&mut request, &endpoint, ([127, 0, 0, 1], 1).into());
         assert_eq!(request.headers()["host"], "m.example.com");

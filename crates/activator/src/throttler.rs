@@ -107,10 +107,10 @@ impl Throttler {
                 // Requests that timed out or hung up leave closed senders behind; reclaim them first.
                 state.waiters.retain(|tx| !tx.is_closed());
                 if state.closed {
-                state.meter.leave(Instant::now());
-                return Err(AcquireError::Closed);
-            }
-            if state.waiters.len() >= self.max_queued {
+                    state.meter.leave(Instant::now());
+                    return Err(AcquireError::Closed);
+                }
+                if state.waiters.len() >= self.max_queued {
                     state.meter.leave(Instant::now());
                     return Err(AcquireError::QueueFull);
                 }
@@ -206,9 +206,8 @@ impl Throttler {
         let still_ready = state.endpoints.iter().any(|e| Arc::ptr_eq(e, &endpoint));
         if still_ready && !state.waiters.is_empty() {
             // The slot passes straight to the oldest waiter; the replica's count stays as it is.
-            match Self::hand_off(state, Lease::new(self, endpoint, false)) {
-                None => return,
-                Some(lease) => lease.disarm().end(),
+            if let Some(lease) = Self::hand_off(state, Lease::new(self, endpoint, false)) {
+                lease.disarm().end();
             }
         } else {
             endpoint.end();

@@ -94,8 +94,8 @@ where
         Some(other) => return Err(D::Error::custom(format!("name: {other} is not a non-empty string"))),
         None => return Err(D::Error::missing_field("name")),
     };
-    let spec = serde_json::from_value(serde_json::Value::Object(map))
-        .map_err(|e| D::Error::custom(format!("{name}: {e}")))?;
+    let spec =
+        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| D::Error::custom(format!("{name}: {e}")))?;
     Ok((name, spec))
 }
 
@@ -181,9 +181,7 @@ impl LocalConfig {
                 return Err(ConfigError::invalid(field, "duplicate revision name"));
             }
             validate_revision(&field, &rev.spec)?;
-            settings
-                .for_revision(&rev.spec)
-                .map_err(|e| ConfigError::invalid(&field, e.to_string()))?;
+            settings.for_revision(&rev.spec).map_err(|e| ConfigError::invalid(&field, e.to_string()))?;
         }
         let mut route_names = HashSet::new();
         for route in &self.routes {

@@ -8,7 +8,8 @@ use prometheus::{
 };
 
 /// Latency buckets in seconds: from sub-millisecond proxying to multi-second cold starts.
-const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 const COLD_START_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0];
 const CODE_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
@@ -77,8 +78,11 @@ impl Metrics {
             )
             .expect("static metric definition"),
             cold_start_seconds: HistogramVec::new(
-                HistogramOpts::new("swell_cold_start_duration_seconds", "Time cold-start requests waited for a replica.")
-                    .buckets(COLD_START_BUCKETS.to_vec()),
+                HistogramOpts::new(
+                    "swell_cold_start_duration_seconds",
+                    "Time cold-start requests waited for a replica.",
+                )
+                .buckets(COLD_START_BUCKETS.to_vec()),
                 revision,
             )
             .expect("static metric definition"),

@@ -28,6 +28,9 @@ enum Command {
     Serve {
         #[arg(long, default_value = "config/local.yaml")]
         config: PathBuf,
+        /// Runtime worker threads (default: one per CPU core).
+        #[arg(long)]
+        worker_threads: Option<usize>,
     },
     /// Validate a config file and exit (64 when invalid).
     Check {
@@ -42,7 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_json);
     match cli.command {
-        Command::Serve { config } => serve::main(&config),
+        Command::Serve { config, worker_threads } => serve::main(&config, worker_threads),
         Command::Check { config } => match swell_api::LocalConfig::load(&config) {
             Ok(_) => {
                 println!("{}: ok", config.display());

@@ -24,7 +24,11 @@ pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`, which builds it", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
+        path.display()
+    );
     path
 }
 
@@ -34,8 +38,11 @@ pub struct Scratch(pub PathBuf);
 impl Scratch {
     pub fn new() -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir()
-            .join(format!("swell-e2e-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        let dir = std::env::temp_dir().join(format!(
+            "swell-e2e-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&dir).expect("create scratch dir");
         Scratch(dir)
     }
@@ -141,7 +148,11 @@ pub async fn start_with_gateway(config: &str, gateway: &str) -> Swell {
 
 fn field(line: &str, name: &str) -> SocketAddr {
     let start = line.find(&format!("{name}=")).unwrap_or_else(|| panic!("no {name}= in {line:?}")) + name.len() + 1;
-    line[start..].split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("bad {name} in {line:?}"))
+    line[start..]
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("bad {name} in {line:?}"))
 }
 
 impl Swell {
@@ -185,7 +196,13 @@ impl Swell {
     }
 
     /// Poll `/v1/status` until `check` holds for the revision, or panic after `within`.
-    pub async fn wait_for(&self, revision: &str, within: Duration, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_for(
+        &self,
+        revision: &str,
+        within: Duration,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let status = self.revision(revision).await;

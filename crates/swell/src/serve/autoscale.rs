@@ -63,7 +63,11 @@ pub(crate) struct Autoscaler {
 
 impl Autoscaler {
     /// Resolve every managed revision's settings and apply its initial scale.
-    pub(crate) fn new(config: &LocalConfig, revisions: Arc<Vec<Revision>>, platform: LocalPlatform) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        config: &LocalConfig,
+        revisions: Arc<Vec<Revision>>,
+        platform: LocalPlatform,
+    ) -> anyhow::Result<Self> {
         let global = Arc::new(AutoscalerSettings::from_map(&config.autoscaler)?);
         let epoch = Instant::now();
         let mut scaled = Vec::new();
@@ -144,19 +148,13 @@ impl Autoscaler {
         scaled.decider.record(now, sample.concurrency, sample.requests as f64);
         let ready = revision.handle.throttler.snapshot().ready as u32;
         let decision = scaled.decider.tick(now, ready, &scaled.settings);
-        if let Some(desired) = decision.desired {
-            if desired != scaled.desired {
-                tracing::info!(
-                    revision = %revision.name,
-                    from = scaled.desired,
-                    to = desired,
-                    reason = %decision.reason,
-                    "scale"
-                );
-                self.platform.scale(&revision.name, desired);
-                scaled.desired = desired;
-                revision.handle.metrics.desired.set(desired as i64);
-            }
+        if let Some(desired) = decision.desired
+            && desired != scaled.desired
+        {
+            tracing::info!(revision = %revision.name, from = scaled.desired, to = desired, reason = %decision.reason, "scale");
+            self.platform.scale(&revision.name, desired);
+            scaled.desired = desired;
+            revision.handle.metrics.desired.set(desired as i64);
         }
         revision.handle.metrics.panic.set(i64::from(decision.in_panic));
         self.decisions.set(scaled.index, decision_json(&decision, now));

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::EXIT_BAD_CONFIG;
 
-pub fn main(config_path: &Path) -> ExitCode {
+pub fn main(config_path: &Path, worker_threads: Option<usize>) -> ExitCode {
     let config = match LocalConfig::load(config_path) {
         Ok(config) => config,
         Err(error) => {
@@ -32,7 +32,11 @@ pub fn main(config_path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = worker_threads {
+        builder.worker_threads(threads.max(1));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the runtime: {error}");
