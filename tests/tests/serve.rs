@@ -50,12 +50,7 @@ async fn scales_from_zero_out_and_back_to_zero() {
     let swell = std::sync::Arc::new(swell);
     let mut max_ready = 0;
     for _round in 0..4 {
-        let burst: Vec<_> = (0..50)
-            .map(|_| {
-                let (swell, predict) = (swell.clone(), predict.clone());
-                tokio::spawn(async move { swell.post(&predict, PREDICT_BODY).await.status })
-            })
-            .collect();
+        let burst = support::concurrent_posts(&swell, 50, &predict, PREDICT_BODY);
         for request in burst {
             assert_eq!(request.await.unwrap(), 200);
         }
@@ -91,12 +86,7 @@ async fn a_killed_replica_is_replaced_and_requests_keep_succeeding() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Requests sent while the replacement starts are held, then served by it.
     let swell = std::sync::Arc::new(swell);
-    let during: Vec<_> = (0..10)
-        .map(|_| {
-            let (swell, predict) = (swell.clone(), predict.clone());
-            tokio::spawn(async move { swell.post(&predict, PREDICT_BODY).await.status })
-        })
-        .collect();
+    let during = support::concurrent_posts(&swell, 10, &predict, PREDICT_BODY);
     for request in during {
         assert_eq!(request.await.unwrap(), 200);
     }
@@ -117,12 +107,7 @@ async fn a_full_wait_queue_answers_503_with_retry_after() {
     let swell = support::start_with_gateway(&config, "maxQueuedRequests: 2").await;
     let predict = format!("/v1/models/{model}:predict");
     let swell = std::sync::Arc::new(swell);
-    let held: Vec<_> = (0..2)
-        .map(|_| {
-            let (swell, predict) = (swell.clone(), predict.clone());
-            tokio::spawn(async move { swell.post(&predict, PREDICT_BODY).await.status })
-        })
-        .collect();
+    let held = support::concurrent_posts(&swell, 2, &predict, PREDICT_BODY);
     swell.wait_for("model-v1", Duration::from_secs(10), "holding 2 requests", |r| r["queued"] == 2).await;
 
     let rejected = swell.post(&predict, PREDICT_BODY).await;
@@ -183,4 +168,29 @@ async fn an_invalid_config_exits_64_naming_field_and_value() {
             assert!(stderr.contains(needle), "case {i}: {needle:?} not in {stderr:?}");
         }
     }
+}
+
+#[tokio::test]
+async fn autoscaler_settings_reload_and_a_bad_edit_keeps_the_last_good_ones() {
+    let model = unique_model("reload");
+    let config = one_revision(&model, "0s", "0s", "", "");
+    let swell = start(&config).await;
+    let stable_window =
+        |r: &serde_json::Value| r["lastDecision"]["settings"]["stableWindowSeconds"].as_f64().unwrap_or_default();
+    swell.wait_for("model-v1", Duration::from_secs(5), "deciding", |r| stable_window(r) == 6.0).await;
+
+    // A bad edit: rejected, counted, the old settings stay.
+    let written = std::fs::read_to_string(&swell.config_path).unwrap();
+    std::fs::write(&swell.config_path, written.replace("stable-window: 6s", "stable-window: 7 parsecs")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !swell.admin("/metrics").await.body.contains("swell_config_reload_errors_total 1") {
+        assert!(std::time::Instant::now() < deadline, "the bad edit was not counted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(stable_window(&swell.revision("model-v1").await), 6.0);
+
+    // A good edit: applied from the next tick.
+    std::fs::write(&swell.config_path, written.replace("stable-window: 6s", "stable-window: 1m30s")).unwrap();
+    swell.wait_for("model-v1", Duration::from_secs(10), "reloaded", |r| stable_window(r) == 90.0).await;
 }

@@ -99,7 +99,8 @@ impl Default for AutoscalerSettings {
 
 impl AutoscalerSettings {
     /// Keys as in Knative's ConfigMap (`stable-window`, ...); values are strings ("60s", "200", "true").
-    /// Missing keys keep their defaults; an unknown key is an error, so a typo is not silently ignored.
+    /// Missing keys keep their defaults; an unknown key is an error, so a typo is not silently ignored (keys
+    /// starting with `_`, like Knative's `_example` block, are skipped).
     pub fn from_map(map: &std::collections::BTreeMap<String, String>) -> Result<Self, SettingsError> {
         parse::from_map(map)
     }

@@ -233,3 +233,18 @@ pub async fn run_swell(args: &[&str]) -> (Option<i32>, String) {
     let output = Command::new(bin("swell")).args(args).output().await.expect("run swell");
     (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
+
+/// `n` POSTs of `body` to `path` at once, each in its own task; each task yields the status code.
+pub fn concurrent_posts(
+    swell: &std::sync::Arc<Swell>,
+    n: usize,
+    path: &str,
+    body: &'static str,
+) -> Vec<tokio::task::JoinHandle<StatusCode>> {
+    (0..n)
+        .map(|_| {
+            let (swell, path) = (swell.clone(), path.to_owned());
+            tokio::spawn(async move { swell.post(&path, body).await.status })
+        })
+        .collect()
+}

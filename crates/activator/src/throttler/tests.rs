@@ -15,6 +15,18 @@ fn throttler(cc: u32, max_queued: usize) -> (Arc<Throttler>, Arc<AtomicUsize>) {
     (Throttler::new(cc, max_queued, poke), pokes)
 }
 
+type Waiting = tokio::task::JoinHandle<Result<(Lease, bool), AcquireError>>;
+
+/// `n` requests waiting for a slot, each in its own task.
+fn waiting(t: &Arc<Throttler>, n: usize) -> Vec<Waiting> {
+    (0..n)
+        .map(|_| {
+            let t = t.clone();
+            tokio::spawn(async move { t.acquire().await })
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn grants_at_once_when_a_slot_is_free() {
     let (t, pokes) = throttler(2, 10);
@@ -32,14 +44,7 @@ async fn grants_at_once_when_a_slot_is_free() {
 #[tokio::test]
 async fn holds_requests_at_zero_and_pokes_once() {
     let (t, pokes) = throttler(1, 10);
-    let waiters: Vec<_> = (0..3)
-        .map(|_| {
-            tokio::spawn({
-                let t = t.clone();
-                async move { t.acquire().await }
-            })
-        })
-        .collect();
+    let waiters = waiting(&t, 3);
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(pokes.load(Ordering::SeqCst), 1, "a burst of cold requests pokes once");
     assert_eq!(t.snapshot().queued, 3);
@@ -82,14 +87,7 @@ async fn serves_waiters_in_arrival_order() {
 #[tokio::test]
 async fn rejects_when_the_queue_is_full() {
     let (t, _) = throttler(1, 2);
-    let _held: Vec<_> = (0..2)
-        .map(|_| {
-            tokio::spawn({
-                let t = t.clone();
-                async move { t.acquire().await }
-            })
-        })
-        .collect();
+    let _held = waiting(&t, 2);
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(t.acquire().await.unwrap_err(), AcquireError::QueueFull);
 }
@@ -101,10 +99,7 @@ async fn a_waiter_that_gives_up_frees_its_place() {
     assert!(gave_up.is_err());
     assert_eq!(t.snapshot().queued, 0, "the meter forgot the request");
     // Its closed place is reclaimed, so the queue has room again.
-    let waiting = tokio::spawn({
-        let t = t.clone();
-        async move { t.acquire().await }
-    });
+    let waiting = waiting(&t, 1).remove(0);
     tokio::time::sleep(Duration::from_millis(10)).await;
     t.set_endpoints(&[addr(1)]);
     let (lease, _) = waiting.await.unwrap().unwrap();
@@ -135,10 +130,7 @@ async fn raising_capacity_releases_waiters() {
     let (t, _) = throttler(1, 10);
     t.set_endpoints(&[addr(1)]);
     let (_held, _) = t.acquire().await.unwrap();
-    let waiting = tokio::spawn({
-        let t = t.clone();
-        async move { t.acquire().await }
-    });
+    let waiting = waiting(&t, 1).remove(0);
     tokio::time::sleep(Duration::from_millis(10)).await;
     t.set_endpoints(&[addr(1), addr(2)]);
     let (lease, cold) = waiting.await.unwrap().unwrap();
@@ -150,14 +142,7 @@ async fn raising_capacity_releases_waiters() {
 async fn samples_count_queued_requests_as_load() {
     let (t, _) = throttler(1, 10);
     t.sample();
-    let _waiting: Vec<_> = (0..4)
-        .map(|_| {
-            tokio::spawn({
-                let t = t.clone();
-                async move { t.acquire().await }
-            })
-        })
-        .collect();
+    let _waiting = waiting(&t, 4);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let sample = t.sample();
     assert_eq!(sample.requests, 4);
@@ -167,14 +152,7 @@ async fn samples_count_queued_requests_as_load() {
 #[tokio::test]
 async fn close_answers_every_waiter() {
     let (t, _) = throttler(1, 10);
-    let waiting: Vec<_> = (0..3)
-        .map(|_| {
-            tokio::spawn({
-                let t = t.clone();
-                async move { t.acquire().await }
-            })
-        })
-        .collect();
+    let waiting = waiting(&t, 3);
     tokio::time::sleep(Duration::from_millis(10)).await;
     t.close();
     for w in waiting {

@@ -120,6 +120,9 @@ pub(super) fn from_map(map: &BTreeMap<String, String>) -> Result<AutoscalerSetti
             "max-scale" => s.max_scale = count(k, v, 0, "0 (unlimited) or more")?,
             "max-scale-limit" => s.max_scale_limit = count(k, v, 0, "0 (no limit) or more")?,
             "activation-scale" => s.activation_scale = count(k, v, 1, "1 or more")?,
+            // Knative's shipped ConfigMaps carry their documentation under `_example`; copied along, it
+            // must not be an error.
+            _ if k.starts_with('_') => {}
             _ => {
                 return Err(SettingsError {
                     key: key.clone(),

@@ -211,6 +211,8 @@ fn unknown_keys_are_errors() {
     assert_eq!((err.key.as_str(), err.kind), ("stable-windw", SettingsErrorKind::UnknownKey));
     assert!(err.to_string().starts_with("stable-windw: is not a known key; allowed: activation-scale, "));
     assert!(err.allowed.contains("stable-window"));
+    // Knative's `_example` documentation block is not a setting.
+    assert_eq!(parse(&[("_example", "stable-window: 60s")]), Ok(AutoscalerSettings::default()));
 }
 
 #[test]

@@ -157,11 +157,12 @@ impl Autoscaler {
             revision.handle.metrics.desired.set(desired as i64);
         }
         revision.handle.metrics.panic.set(i64::from(decision.in_panic));
-        self.decisions.set(scaled.index, decision_json(&decision, now));
+        self.decisions.set(scaled.index, decision_json(&decision, &scaled.settings, now));
     }
 }
 
-fn decision_json(decision: &Decision, now: Duration) -> Value {
+/// The decision and the settings it was made under, so an operator can check a reload took effect.
+fn decision_json(decision: &Decision, settings: &RevisionSettings, now: Duration) -> Value {
     json!({
         "desired": decision.desired,
         "stable": decision.stable,
@@ -169,5 +170,15 @@ fn decision_json(decision: &Decision, now: Duration) -> Value {
         "inPanic": decision.in_panic,
         "reason": decision.reason.to_string(),
         "atSeconds": now.as_secs(),
+        "settings": {
+            "metric": settings.metric,
+            "target": settings.target,
+            "stableWindowSeconds": settings.stable_window.as_secs_f64(),
+            "panicWindowSeconds": settings.panic_window.as_secs_f64(),
+            "panicThreshold": settings.panic_threshold,
+            "scaleToZeroGracePeriodSeconds": settings.scale_to_zero_grace_period.as_secs_f64(),
+            "minScale": settings.min_scale,
+            "maxScale": settings.max_scale,
+        },
     })
 }
