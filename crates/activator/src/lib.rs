@@ -15,5 +15,5 @@ pub use body::{GatewayBody, LeaseBody};
 pub use endpoint::Endpoint;
 pub use error::{ProxyError, error_response};
 pub use meter::ConcurrencySample;
-pub use proxy::{Upstream, strip_hop_by_hop};
-pub use throttler::{AcquireError, Lease, Poke, Throttler, ThrottlerSnapshot};
+pub use proxy::{Upstream, client_ip_header, strip_hop_by_hop};
+pub use throttler::{AcquireError, Admission, Lease, Poke, Throttler, ThrottlerSnapshot, Waiting};

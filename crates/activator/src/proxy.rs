@@ -48,12 +48,13 @@ impl Upstream {
         Upstream { http1 }
     }
 
-    /// Send `request` to `endpoint`. `client` is the downstream peer, for `x-forwarded-for`.
+    /// Send `request` to `endpoint`. `client` is the downstream peer's IP as a header value, made once
+    /// per connection, for `x-forwarded-for`.
     pub async fn forward(
         &self,
         mut request: Request<Incoming>,
         endpoint: &Endpoint,
-        client: SocketAddr,
+        client: &HeaderValue,
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
         prepare_request(&mut request, endpoint, client);
         let mut response = self.http1.request(request).await?;
@@ -62,7 +63,12 @@ impl Upstream {
     }
 }
 
-fn prepare_request<B>(request: &mut Request<B>, endpoint: &Endpoint, client: SocketAddr) {
+/// The `x-forwarded-for` value for a peer: its IP.
+pub fn client_ip_header(peer: SocketAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.ip().to_string()).expect("an IP address is a valid header value")
+}
+
+fn prepare_request<B>(request: &mut Request<B>, endpoint: &Endpoint, client: &HeaderValue) {
     // HTTP/2 clients put the authority in the URI, not in Host; keep it as Host before the URI is rewritten.
     let original_host = match request.headers().get(header::HOST) {
         Some(host) => Some(host.clone()),
@@ -86,20 +92,31 @@ fn prepare_request<B>(request: &mut Request<B>, endpoint: &Endpoint, client: Soc
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, client: SocketAddr) {
-    let ip = client.ip().to_string();
-    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(previous) => format!("{previous}, {ip}"),
-        None => ip,
+fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
+    let value = match headers.get(&X_FORWARDED_FOR) {
+        // Only a request that came through another proxy pays for building a new value.
+        Some(previous) => {
+            let mut joined = Vec::with_capacity(previous.len() + 2 + client.len());
+            joined.extend_from_slice(previous.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(client.as_bytes());
+            match HeaderValue::from_bytes(&joined) {
+                Ok(value) => value,
+                Err(_) => client.clone(),
+            }
+        }
+        None => client.clone(),
     };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
-    }
+    headers.insert(X_FORWARDED_FOR.clone(), value);
 }
 
 /// Remove headers that describe one connection, not the message (RFC 9110 §7.6.1), including any the
 /// `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of these; one pass over the names is cheaper than nine hashed removals.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -125,6 +142,18 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("proxy-connection");
 }
 
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::PROXY_AUTHENTICATE
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,7 +170,7 @@ mod tests {
             .body(())
             .unwrap();
         let endpoint = Endpoint::new(([127, 0, 0, 1], 9001).into());
-        prepare_request(&mut request, &endpoint, ([192, 0, 2, 7], 5555).into());
+        prepare_request(&mut request, &endpoint, &client_ip_header(([192, 0, 2, 7], 5555).into()));
         assert_eq!(request.uri(), "http://127.0.0.1:9001/v1/models/m:predict?x=1");
         let h = request.headers();
         assert_eq!(h["host"], "api.example.com");
@@ -155,7 +184,7 @@ mod tests {
     fn http2_authority_becomes_host() {
         let mut request = Request::builder().uri("http://m.example.com/p").version(Version::HTTP_2).body(()).unwrap();
         let endpoint = Endpoint::new(([127, 0, 0, 1], 9001).into());
-        prepare_request(&mut request, &endpoint, ([127, 0, 0, 1], 1).into());
+        prepare_request(&mut request, &endpoint, &client_ip_header(([127, 0, 0, 1], 1).into()));
         assert_eq!(request.headers()["host"], "m.example.com");
         assert_eq!(request.version(), Version::HTTP_11);
     }

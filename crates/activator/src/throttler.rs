@@ -88,30 +88,26 @@ impl Throttler {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Wait for a slot. Returns the lease and whether the request had to wait for a replica to start
-    /// (none was ready when it arrived). Dropping the future gives the place in the queue up.
-    pub async fn acquire(self: &Arc<Self>) -> Result<(Lease, bool), AcquireError> {
+    /// Admit a request arriving at `now`: a slot at once when one is free (no future, no timer: the common
+    /// case stays cheap), else a place in the queue. Errors when the queue is full or the revision closed.
+    pub fn admit(self: &Arc<Self>, now: Instant) -> Result<Admission, AcquireError> {
         let (rx, cold) = {
             let mut state = self.lock();
             let state = &mut *state;
-            state.meter.arrive(Instant::now());
+            state.meter.arrive(now);
             if let Some(endpoint) = state.balancer.pick(&state.endpoints, state.container_concurrency) {
                 endpoint.begin();
-                return Ok((Lease::new(self, endpoint.clone(), true), false));
+                return Ok(Admission::Granted(Lease::new(self, endpoint.clone(), true)));
             }
             if state.closed {
-                state.meter.leave(Instant::now());
+                state.meter.leave(now);
                 return Err(AcquireError::Closed);
             }
             if state.waiters.len() >= self.max_queued {
                 // Requests that timed out or hung up leave closed senders behind; reclaim them first.
                 state.waiters.retain(|tx| !tx.is_closed());
-                if state.closed {
-                    state.meter.leave(Instant::now());
-                    return Err(AcquireError::Closed);
-                }
                 if state.waiters.len() >= self.max_queued {
-                    state.meter.leave(Instant::now());
+                    state.meter.leave(now);
                     return Err(AcquireError::QueueFull);
                 }
             }
@@ -119,15 +115,22 @@ impl Throttler {
             state.waiters.push_back(tx);
             (rx, state.endpoints.is_empty())
         };
-        let ticket = Ticket { throttler: self };
         if cold && !self.poke_pending.swap(true, Ordering::AcqRel) {
             (self.poke)();
         }
-        let mut lease = rx.await.map_err(|_| AcquireError::Closed)?;
-        // The lease now accounts for this request's stay in the system.
-        std::mem::forget(ticket);
-        lease.counted = true;
-        Ok((lease, cold))
+        Ok(Admission::Queued(Waiting { rx, ticket: Some(Ticket { throttler: Some(self.clone()) }), cold }))
+    }
+
+    /// Wait for a slot: [`Throttler::admit`], then the queue if needed. Returns the lease and whether the
+    /// request had to wait for a replica to start. Dropping the future gives the place in the queue up.
+    pub async fn acquire(self: &Arc<Self>) -> Result<(Lease, bool), AcquireError> {
+        match self.admit(Instant::now())? {
+            Admission::Granted(lease) => Ok((lease, false)),
+            Admission::Queued(waiting) => {
+                let cold = waiting.cold();
+                Ok((waiting.granted().await?, cold))
+            }
+        }
     }
 
     /// Shutting down: every waiting request is answered (`Closed`) and new ones no longer wait.
@@ -243,14 +246,57 @@ impl Throttler {
     }
 }
 
-/// Leaves the system (for the meter) a request that stopped waiting without a lease.
-struct Ticket<'a> {
-    throttler: &'a Arc<Throttler>,
+/// The outcome of [`Throttler::admit`].
+#[derive(Debug)]
+pub enum Admission {
+    Granted(Lease),
+    Queued(Waiting),
 }
 
-impl Drop for Ticket<'_> {
+/// A request's place in the wait queue. Dropping it gives the place up.
+#[derive(Debug)]
+pub struct Waiting {
+    rx: oneshot::Receiver<Lease>,
+    ticket: Option<Ticket>,
+    cold: bool,
+}
+
+impl Waiting {
+    /// Whether no replica was ready when the request arrived (it waits for a cold start).
+    pub fn cold(&self) -> bool {
+        self.cold
+    }
+
+    /// Resolves with a slot, in arrival order.
+    pub async fn granted(mut self) -> Result<Lease, AcquireError> {
+        let mut lease = (&mut self.rx).await.map_err(|_| AcquireError::Closed)?;
+        // The lease now accounts for this request's stay in the system, not the ticket.
+        if let Some(ticket) = self.ticket.take() {
+            ticket.disarm();
+        }
+        lease.counted = true;
+        Ok(lease)
+    }
+}
+
+/// Leaves the system (for the meter) a request that stopped waiting without a lease.
+#[derive(Debug)]
+struct Ticket {
+    throttler: Option<Arc<Throttler>>,
+}
+
+impl Ticket {
+    /// The request got a lease, which now accounts for it; dropping the ticket must not.
+    fn disarm(mut self) {
+        self.throttler = None;
+    }
+}
+
+impl Drop for Ticket {
     fn drop(&mut self) {
-        self.throttler.lock().meter.leave(Instant::now());
+        if let Some(throttler) = self.throttler.take() {
+            throttler.lock().meter.leave(Instant::now());
+        }
     }
 }
 

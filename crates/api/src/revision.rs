@@ -10,6 +10,7 @@ use std::path::PathBuf;
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 300;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RevisionSpec {
     /// Local platform: run each replica as this child process.
@@ -34,6 +35,17 @@ pub struct RevisionSpec {
     pub timeout_seconds: u64,
     #[serde(default)]
     pub scaling: ScalingSpec,
+    /// Kubernetes: the pod template (a `PodTemplateSpec`) of the revision's Deployment(s). Kept as raw
+    /// JSON so this crate needs no Kubernetes types; the controller parses and validates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true))
+    )]
+    pub template: Option<serde_json::Value>,
+    /// Kubernetes: where replicas run (regular nodes, a burst pool such as ECI, or both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementSpec>,
 }
 
 fn default_readiness_path() -> String {
@@ -52,6 +64,7 @@ impl RevisionSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProcessSpec {
     /// Program and arguments; `{port}` in any element is replaced by the replica's port.
@@ -63,6 +76,7 @@ pub struct ProcessSpec {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     #[default]
@@ -71,6 +85,7 @@ pub enum Protocol {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
     #[default]
@@ -81,6 +96,7 @@ pub enum Metric {
 /// Per-revision overrides of the cluster-wide autoscaler settings. Unset fields fall back to the
 /// `autoscaler:` section (or the `swell-autoscaler` ConfigMap). Durations are Go-style strings ("60s").
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScalingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,4 +128,51 @@ pub struct ScalingSpec {
     /// `linear` or `weighted-exponential`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric_aggregation_algorithm: Option<String>,
+}
+
+/// Kubernetes only: how a revision's replicas are spread over regular nodes and a burst pool
+/// (DESIGN.md §7). Pools are named in the `swell-placement` ConfigMap.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlacementSpec {
+    #[serde(default)]
+    pub mode: PlacementMode,
+    /// Replicas on regular nodes; with `overflow` the rest go to the burst pool, with `scheduler` it is the
+    /// ECS unit's `max`.
+    #[serde(default)]
+    pub baseline: u32,
+    /// A pool from the `swell-placement` ConfigMap (`eci`, `aci` or a custom one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_pool: Option<String>,
+    /// Annotations put only on burst pods, e.g. `k8s.aliyun.com/eci-use-specs`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub burst_annotations: BTreeMap<String, String>,
+    /// With `mode: scheduler`: how ACK's scheduler is told to overflow.
+    #[serde(default)]
+    pub scheduler: SchedulerPolicy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum PlacementMode {
+    /// Two Deployments: `<rev>` with up to `baseline` replicas on regular nodes, `<rev>-burst` with the rest.
+    #[default]
+    Overflow,
+    /// One Deployment, all on the burst pool (ACK's `eci_only`).
+    BurstOnly,
+    /// One Deployment; ACK's scheduler overflows to ECI.
+    Scheduler,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum SchedulerPolicy {
+    /// A generated ACK `ResourcePolicy`: units ECS (max = baseline) then ECI; scale-in in reverse.
+    #[default]
+    ResourcePolicy,
+    /// The pod annotation `alibabacloud.com/burst-resource: eci` (ACK before Kubernetes 1.24).
+    LegacyAnnotation,
 }

@@ -1,9 +1,12 @@
-//! `RouteSpec`: which requests go to which revisions. A route matches on host and path prefix and splits
-//! traffic by percent; a tagged target is also reachable directly by tag.
+//! `RouteSpec`: which requests go to which revisions. A route matches on host, path prefix and optionally
+//! request headers, and splits traffic by percent (randomly, or stably by a header's value); a tagged target is
+//! also reachable directly by tag, and a share of requests can be mirrored to another revision. Every field
+//! added after the first release is optional with a serde default, so older files keep parsing.
 
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteSpec {
     /// Exact hosts or `*.domain` wildcards; empty matches any host.
@@ -11,7 +14,14 @@ pub struct RouteSpec {
     pub hosts: Vec<String>,
     #[serde(default = "default_path_prefix")]
     pub path_prefix: String,
+    /// Further conditions a request must meet, beyond host and path (`match:` in YAML).
+    #[serde(default, rename = "match", skip_serializing_if = "RouteMatch::is_empty")]
+    pub matches: RouteMatch,
     pub traffic: Vec<TrafficTarget>,
+    /// A request header whose value picks the target instead of a random roll, so one client keeps one
+    /// revision while the weights hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky_header: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<MirrorTarget>,
 }
@@ -20,7 +30,33 @@ fn default_path_prefix() -> String {
     "/".to_owned()
 }
 
+/// The `match:` block of a route; every condition must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteMatch {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatch>,
+}
+
+impl RouteMatch {
+    pub fn is_empty(&self) -> bool {
+        self.headers.is_empty()
+    }
+}
+
+/// One header condition, as in the Gateway API's `HTTPHeaderMatch` of type `Exact`: the name is
+/// case-insensitive, the value is compared byte for byte.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderMatch {
+    pub name: String,
+    pub exact: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrafficTarget {
     pub revision_name: String,
@@ -30,8 +66,13 @@ pub struct TrafficTarget {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MirrorTarget {
     pub revision_name: String,
     pub percent: u32,
+    /// Requests with larger bodies are not mirrored (the primary request is unaffected); absent: the router's
+    /// default, 1 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<u64>,
 }

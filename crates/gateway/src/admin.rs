@@ -3,10 +3,9 @@
 //! autoscaler's last decisions, as JSON). It binds to loopback unless configured otherwise.
 
 use crate::metrics::Metrics;
-use crate::server::Handler;
+use crate::server::{Handler, Peer};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use swell_activator::{GatewayBody, error_response};
@@ -56,7 +55,7 @@ fn text(status: StatusCode, body: String, content_type: &'static str) -> Respons
 }
 
 impl Handler for Admin {
-    async fn call(&self, request: Request<Incoming>, _peer: SocketAddr) -> Response<GatewayBody> {
+    async fn call(&self, request: Request<Incoming>, _peer: &Peer) -> Response<GatewayBody> {
         self.answer(request.method(), request.uri().path())
     }
 }

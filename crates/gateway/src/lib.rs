@@ -11,5 +11,5 @@ mod server;
 pub use admin::{Admin, StatusSource};
 pub use gateway::Gateway;
 pub use metrics::{Metrics, RevisionMetrics};
-pub use revision::{RevisionHandle, RevisionOptions};
-pub use server::{Handler, serve};
+pub use revision::{RevisionHandle, RevisionOptions, RevisionSet};
+pub use server::{Handler, Peer, serve};

@@ -35,3 +35,42 @@ impl RevisionHandle {
         })
     }
 }
+
+/// The revisions a gateway serves, by name: where the platform's reports of ready replicas and drain
+/// requests land.
+#[derive(Debug, Default, Clone)]
+pub struct RevisionSet {
+    by_name: std::collections::HashMap<String, Arc<RevisionHandle>>,
+}
+
+impl RevisionSet {
+    pub fn new(handles: impl IntoIterator<Item = Arc<RevisionHandle>>) -> Self {
+        RevisionSet { by_name: handles.into_iter().map(|h| (h.name.to_string(), h)).collect() }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<RevisionHandle>> {
+        self.by_name.get(name)
+    }
+
+    /// The platform's new ready set for `revision`.
+    pub fn set_ready(&self, revision: &str, ready: &[std::net::SocketAddr]) {
+        if let Some(handle) = self.by_name.get(revision) {
+            handle.throttler.set_endpoints(ready);
+            handle.metrics.ready.set(ready.len() as i64);
+        }
+    }
+
+    /// Resolves once the replica at `addr` (already out of the ready set) has no request in flight.
+    pub fn drain(
+        &self,
+        revision: &str,
+        addr: std::net::SocketAddr,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let handle = self.by_name.get(revision).cloned();
+        async move {
+            if let Some(handle) = handle {
+                handle.throttler.drain(addr).await;
+            }
+        }
+    }
+}

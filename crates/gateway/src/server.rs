@@ -2,6 +2,7 @@
 //! which serves HTTP/1.1 and prior-knowledge h2c on the same port, with upgrades, and a graceful shutdown
 //! that stops accepting, lets open connections finish, and gives up after a bound.
 
+use http::HeaderValue;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -13,15 +14,29 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use swell_activator::GatewayBody;
+use swell_activator::{GatewayBody, client_ip_header};
 use tokio::net::TcpListener;
 
 /// How long open connections get to finish after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Anything that answers a request; `peer` is the client's address.
+/// The client end of a connection, with what the data path derives from it computed once per connection.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// The client's IP as an `x-forwarded-for` value.
+    pub forwarded_for: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Self {
+        Peer { addr, forwarded_for: client_ip_header(addr) }
+    }
+}
+
+/// Anything that answers a request from `peer`.
 pub trait Handler: Send + Sync + 'static {
-    fn call(&self, request: Request<Incoming>, peer: SocketAddr) -> impl Future<Output = Response<GatewayBody>> + Send;
+    fn call(&self, request: Request<Incoming>, peer: &Peer) -> impl Future<Output = Response<GatewayBody>> + Send;
 }
 
 /// Serve `listener` until `shutdown` resolves, then drain open connections (bounded).
@@ -44,15 +59,16 @@ pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, shutdown:
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let peer = Peer::new(peer);
         let service = service_fn(move |request| {
-            let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler.call(request, peer).await) }
+            let (handler, peer) = (handler.clone(), peer.clone());
+            async move { Ok::<_, Infallible>(handler.call(request, &peer).await) }
         });
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
+                tracing::debug!(%error, "connection ended with an error");
             }
         });
     }

@@ -17,11 +17,26 @@ pub enum RouteError {
     #[error("route {route:?}: traffic[{index}].tag {tag:?} is used by more than one target")]
     DuplicateTag { route: String, index: usize, tag: String },
 
+    #[error("route {route:?}: traffic[{index}].tag {tag:?} {reason}")]
+    BadTag { route: String, index: usize, tag: String, reason: &'static str },
+
     #[error("route {route:?}: pathPrefix {value:?} {reason}")]
     BadPathPrefix { route: String, value: String, reason: &'static str },
 
     #[error("route {route:?}: hosts entry {value:?} {reason}")]
     BadHost { route: String, value: String, reason: &'static str },
+
+    #[error("route {route:?}: match.headers[{index}].{field} {value:?} {reason}")]
+    BadHeaderMatch { route: String, index: usize, field: &'static str, value: String, reason: &'static str },
+
+    #[error("route {route:?}: stickyHeader {value:?} {reason}")]
+    BadStickyHeader { route: String, value: String, reason: &'static str },
+
+    #[error("route {route:?}: mirror.revisionName {revision:?} names no known revision")]
+    UnknownMirrorRevision { route: String, revision: String },
+
+    #[error("route {route:?}: mirror.percent {percent} is out of range; allowed: 0 to 100")]
+    MirrorPercent { route: String, percent: u32 },
 
     #[error("route {route:?}: name is used by more than one route")]
     DuplicateName { route: String },

@@ -1,9 +1,18 @@
 //! Table-driven tests for route matching, splits and build errors. Handles are the revision names themselves,
-//! so each case reads as "this request goes to that revision".
+//! so each case reads as "this request goes to that revision". Tags, header matches, sticky splits and mirrors
+//! have their own files under `tests/`, sharing the helpers here.
 
+use http::{HeaderName, HeaderValue};
+use swell_api::route::RouteMatch;
 use swell_api::{NamedRoute, RouteSpec, TrafficTarget};
 
 use super::*;
+use crate::{DEFAULT_MIRROR_MAX_BODY_BYTES, Pick};
+
+mod header_matches;
+mod mirror;
+mod sticky;
+mod tags;
 
 fn target(revision: &str, percent: u32) -> TrafficTarget {
     TrafficTarget { revision_name: revision.to_owned(), percent, tag: None }
@@ -19,7 +28,9 @@ fn route(name: &str, hosts: &[&str], prefix: &str, traffic: Vec<TrafficTarget>) 
         spec: RouteSpec {
             hosts: hosts.iter().map(|host| (*host).to_owned()).collect(),
             path_prefix: prefix.to_owned(),
+            matches: RouteMatch::default(),
             traffic,
+            sticky_header: None,
             mirror: None,
         },
     }
@@ -33,6 +44,27 @@ fn single(name: &str, hosts: &[&str], prefix: &str) -> NamedRoute {
 /// Builds with every revision known except one named `missing`.
 fn build(routes: &[NamedRoute]) -> Result<RouteTable<String>, RouteError> {
     RouteTable::build(routes, |revision| (revision != "missing").then(|| revision.to_owned()))
+}
+
+/// Request headers from `(name, value)` pairs; names may be any case.
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for &(name, value) in pairs {
+        let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+        map.append(name, HeaderValue::from_str(value).unwrap());
+    }
+    map
+}
+
+/// Selects with headers and both rolls.
+fn select<'a>(
+    table: &'a RouteTable<String>,
+    host: Option<&str>,
+    path: &str,
+    headers: &HeaderMap,
+    rolls: Rolls,
+) -> Option<Selected<'a, String>> {
+    table.select_request(&RequestView { host, path, headers }, rolls)
 }
 
 fn selected_route(table: &RouteTable<String>, host: Option<&str>, path: &str) -> Option<String> {

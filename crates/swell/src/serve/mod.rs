@@ -9,14 +9,13 @@ mod reload;
 mod status;
 
 use anyhow::Context;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use swell_api::LocalConfig;
-use swell_gateway::{Admin, Gateway, Metrics, RevisionHandle, RevisionOptions};
+use swell_gateway::{Admin, Gateway, Metrics, RevisionHandle, RevisionOptions, RevisionSet};
 use swell_local::LocalPlatform;
 use swell_router::RouteTable;
 use tokio::net::TcpListener;
@@ -85,9 +84,8 @@ async fn run(config: LocalConfig, config_path: &Path) -> anyhow::Result<ExitCode
         revisions.push(Revision { name: revision.name.clone(), spec: revision.spec.clone(), handle });
     }
     let revisions = Arc::new(revisions);
-    let by_name: HashMap<String, Arc<RevisionHandle>> =
-        revisions.iter().map(|r| (r.name.clone(), r.handle.clone())).collect();
-    let routes = match RouteTable::build(&config.routes, |name| by_name.get(name).cloned()) {
+    let set = RevisionSet::new(revisions.iter().map(|r| r.handle.clone()));
+    let routes = match RouteTable::build(&config.routes, |name| set.get(name).cloned()) {
         Ok(routes) => routes,
         Err(error) => {
             eprintln!("error: {error}");
@@ -96,7 +94,7 @@ async fn run(config: LocalConfig, config_path: &Path) -> anyhow::Result<ExitCode
     };
     let gateway = Gateway::new(routes, metrics.clone());
 
-    let platform = LocalPlatform::new(Arc::new(observer::ThrottlerObserver::new(by_name)));
+    let platform = LocalPlatform::new(Arc::new(observer::ThrottlerObserver(set)));
     install_panic_hook(platform.clone());
     for revision in revisions.iter().filter(|r| r.spec.is_managed()) {
         platform.upsert_revision(&revision.name, &revision.spec);

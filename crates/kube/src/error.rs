@@ -1,0 +1,32 @@
+//! Errors of the Kubernetes platform. Invalid user objects are not errors here (they become
+//! `Ready=False`, see `validate`); these are failures to talk to the API server or to encode a body.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{what}: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{kind} {name} has no namespace")]
+    NoNamespace { kind: &'static str, name: String },
+    #[error("leader election: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
+}
+
+impl Error {
+    /// A fixed label per variant, for the error metric (never the message: unbounded).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Json { .. } => "json",
+            Error::NoNamespace { .. } => "no_namespace",
+            Error::Lease(_) => "lease",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

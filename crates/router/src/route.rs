@@ -1,0 +1,207 @@
+//! One compiled route: its hosts (with derived tag hosts), path prefix, header conditions, targets, split,
+//! sticky header and mirror. Compiling validates the spec; the match and pick methods are the per-request
+//! work and do not allocate.
+
+use std::collections::HashSet;
+
+use http::{HeaderMap, HeaderName};
+use swell_api::NamedRoute;
+
+use crate::header_match::{self, HeaderCondition};
+use crate::host::{HostMatch, HostPattern};
+use crate::mirror::MirrorRule;
+use crate::split::Split;
+use crate::{Pick, Rolls, RouteError, Selected, TAG_HEADER, path, sticky, tag};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Route<T> {
+    name: String,
+    /// Empty: any host, also a request without one.
+    hosts: Vec<HostPattern>,
+    /// `<tag>-<host>` for each exact host and tagged target; see [`crate::tag`].
+    tag_hosts: Vec<TagHost>,
+    /// Normalised; empty for `/`.
+    pub(crate) prefix: String,
+    pub(crate) headers: Vec<HeaderCondition>,
+    targets: Vec<Target<T>>,
+    split: Split,
+    sticky: Option<HeaderName>,
+    mirror: Option<MirrorRule<T>>,
+}
+
+#[derive(Debug, Clone)]
+struct TagHost {
+    /// Lowercase, like the exact host it derives from.
+    host: String,
+    target: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Target<T> {
+    revision: String,
+    tag: Option<String>,
+    handle: T,
+}
+
+/// How a route matched a request's host: how specifically, and whether through a tag host, which pins the
+/// target.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HostHit {
+    pub(crate) specificity: HostMatch,
+    pinned: Option<usize>,
+}
+
+impl<T> Route<T> {
+    pub(crate) fn compile(route: &NamedRoute, resolve: &mut impl FnMut(&str) -> Option<T>) -> Result<Self, RouteError> {
+        let name = &route.name;
+        let spec = &route.spec;
+        let prefix = path::normalize(&spec.path_prefix).map_err(|reason| RouteError::BadPathPrefix {
+            route: name.clone(),
+            value: spec.path_prefix.clone(),
+            reason,
+        })?;
+        let mut hosts = spec
+            .hosts
+            .iter()
+            .map(|raw| {
+                HostPattern::parse(raw).map_err(|reason| RouteError::BadHost {
+                    route: name.clone(),
+                    value: raw.clone(),
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // `*` among the hosts makes the others redundant: the route takes any host, like an empty list.
+        if hosts.contains(&HostPattern::Any) {
+            hosts.clear();
+        }
+        let headers = spec
+            .matches
+            .headers
+            .iter()
+            .enumerate()
+            .map(|(index, header)| HeaderCondition::compile(name, index, header))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sticky = spec.sticky_header.as_deref().map(|raw| compile_sticky(name, raw)).transpose()?;
+
+        if spec.traffic.is_empty() {
+            return Err(RouteError::NoTraffic { route: name.clone() });
+        }
+        let split = Split::new(spec.traffic.iter().map(|target| target.percent))
+            .map_err(|sum| RouteError::PercentSum { route: name.clone(), sum })?;
+        let mut tags = HashSet::new();
+        let mut targets = Vec::with_capacity(spec.traffic.len());
+        for (index, target) in spec.traffic.iter().enumerate() {
+            if let Some(tag) = &target.tag {
+                tag::validate(tag).map_err(|reason| RouteError::BadTag {
+                    route: name.clone(),
+                    index,
+                    tag: tag.clone(),
+                    reason,
+                })?;
+                if !tags.insert(tag.as_str()) {
+                    return Err(RouteError::DuplicateTag { route: name.clone(), index, tag: tag.clone() });
+                }
+            }
+            let handle = resolve(&target.revision_name).ok_or_else(|| RouteError::UnknownRevision {
+                route: name.clone(),
+                index,
+                revision: target.revision_name.clone(),
+            })?;
+            targets.push(Target { revision: target.revision_name.clone(), tag: target.tag.clone(), handle });
+        }
+        let mirror = spec.mirror.as_ref().map(|mirror| MirrorRule::compile(name, mirror, resolve)).transpose()?;
+        let tag_hosts = tag_hosts(&hosts, &targets);
+        Ok(Self { name: name.clone(), hosts, tag_hosts, prefix, headers, targets, split, sticky, mirror })
+    }
+
+    /// The most specific way this route's hosts (tag hosts included) match the request host, if any does.
+    /// `host` has been through [`crate::host::request_host`].
+    pub(crate) fn match_host(&self, host: Option<&str>) -> Option<HostHit> {
+        if self.hosts.is_empty() {
+            return Some(HostHit { specificity: HostMatch::Any, pinned: None });
+        }
+        let host = host?;
+        let plain = self.hosts.iter().filter_map(|pattern| pattern.matches(host)).max();
+        if plain == Some(HostMatch::Exact) {
+            return Some(HostHit { specificity: HostMatch::Exact, pinned: None });
+        }
+        // A tag host is an exact host, so it outranks any wildcard match of the same route.
+        let tagged = self.tag_hosts.iter().find(|tag_host| host.eq_ignore_ascii_case(&tag_host.host));
+        match tagged {
+            Some(tag_host) => Some(HostHit { specificity: HostMatch::Exact, pinned: Some(tag_host.target) }),
+            None => plain.map(|specificity| HostHit { specificity, pinned: None }),
+        }
+    }
+
+    pub(crate) fn matches_headers(&self, headers: &HeaderMap) -> bool {
+        header_match::all_match(&self.headers, headers)
+    }
+
+    /// Picks the target: a tag host's target, else the `swell-tag` header's, else the split by the sticky
+    /// header's bucket or the random roll. An unknown tag in the header falls back to the split, as Knative's
+    /// tag-header routing does: the header is a preference, while a tag host is an address (unknown ones never
+    /// match, so they get the gateway's 404).
+    pub(crate) fn pick(&self, hit: HostHit, headers: &HeaderMap, rolls: Rolls) -> Option<Selected<'_, T>> {
+        let (index, pick) = if let Some(index) = hit.pinned {
+            (index, Pick::TagHost)
+        } else if let Some(index) = headers.get(&TAG_HEADER).and_then(|value| self.tagged(value.as_bytes())) {
+            (index, Pick::TagHeader)
+        } else if let Some(value) = self.sticky.as_ref().and_then(|name| headers.get(name)) {
+            (self.split.pick(sticky::bucket(value.as_bytes())), Pick::Sticky)
+        } else {
+            (self.split.pick(rolls.split), Pick::Split)
+        };
+        // Indices come from the split (one entry per target) or from tags found among the targets, so they are
+        // always in range; `get` keeps that unprovable here.
+        let target = self.targets.get(index)?;
+        Some(Selected {
+            route: &self.name,
+            revision: &target.revision,
+            target: &target.handle,
+            tag: target.tag.as_deref(),
+            pick,
+            mirror: self.mirror.as_ref().and_then(|mirror| mirror.pick(rolls.mirror)),
+        })
+    }
+
+    /// The target whose tag is `wanted`, ignoring ASCII case as hosts do.
+    fn tagged(&self, wanted: &[u8]) -> Option<usize> {
+        self.targets
+            .iter()
+            .position(|target| target.tag.as_ref().is_some_and(|tag| tag.as_bytes().eq_ignore_ascii_case(wanted)))
+    }
+}
+
+fn compile_sticky(route: &str, raw: &str) -> Result<HeaderName, RouteError> {
+    let error = |reason| RouteError::BadStickyHeader { route: route.to_owned(), value: raw.to_owned(), reason };
+    let name = HeaderName::from_bytes(raw.as_bytes()).map_err(|_| error("is not a valid HTTP header name"))?;
+    if name == TAG_HEADER {
+        return Err(error("is reserved for tag routing"));
+    }
+    Ok(name)
+}
+
+/// Tag hosts for every exact host and tagged target. One the route also lists as a plain host stays plain:
+/// what the user wrote wins over what was derived.
+fn tag_hosts<T>(hosts: &[HostPattern], targets: &[Target<T>]) -> Vec<TagHost> {
+    let exact: Vec<&str> = hosts
+        .iter()
+        .filter_map(|pattern| match pattern {
+            HostPattern::Exact(host) => Some(host.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut derived = Vec::new();
+    for (index, target) in targets.iter().enumerate() {
+        let Some(tag) = &target.tag else { continue };
+        for host in &exact {
+            if let Some(host) = tag::host(tag, host)
+                && !exact.contains(&host.as_str())
+            {
+                derived.push(TagHost { host, target: index });
+            }
+        }
+    }
+    derived
+}

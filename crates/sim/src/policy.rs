@@ -1,0 +1,147 @@
+//! Autoscaling policies, as the replay drives them: one [`Controller`] per revision, ticked once a second
+//! with the second's load (time-weighted concurrency, queued requests included, and arrivals), poked when a
+//! request finds a revision at zero, and told when an idle period ends. Each answers the replicas it wants
+//! in each pool.
+
+mod histogram;
+mod hpa;
+mod kpa;
+mod static_peak;
+mod swell;
+
+use std::time::Duration;
+
+pub use histogram::IdleHistogram;
+pub use hpa::{HpaRps, HpaSettings};
+pub use kpa::KnativeKpa;
+pub use static_peak::StaticPeak;
+pub use swell::{SwellPolicy, SwellSettings};
+
+use swell_api::ScalingSpec;
+use swell_api::settings::{AutoscalerSettings, RevisionSettings};
+
+/// What a controller sees of the revision's replicas and requests.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FleetView {
+    /// Replicas ready to serve (not leaving).
+    pub ready: u32,
+    /// Replicas asked for and not leaving: ready plus starting.
+    pub total: u32,
+    pub in_flight: u32,
+    pub queued: u32,
+    /// When the revision last ran out of work (nothing in flight or queued); `None` while busy.
+    pub idle_since: Option<f64>,
+}
+
+/// The load of one second.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SecondLoad {
+    /// Time-weighted average of requests in flight plus queued.
+    pub concurrency: f64,
+    /// Requests that arrived in the second.
+    pub requests: u32,
+}
+
+/// Replicas wanted in each pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Desired {
+    pub regular: u32,
+    pub burst: u32,
+}
+
+impl Desired {
+    pub fn regular(regular: u32) -> Self {
+        Self { regular, burst: 0 }
+    }
+
+    pub fn total(&self) -> u32 {
+        self.regular + self.burst
+    }
+}
+
+/// One revision's autoscaler in the replay.
+pub trait Controller {
+    /// Replicas running and ready when the replay starts (a fleet that already exists).
+    fn initial(&self) -> Desired {
+        Desired::default()
+    }
+
+    /// Decide at the end of second `now` − 1 → `now`; `load` is that second's.
+    fn tick(&mut self, now: u64, load: SecondLoad, fleet: FleetView) -> Desired;
+
+    /// A request arrived at `now` and found no replica ready or starting. `None` = wait for the next tick.
+    fn poke(&mut self, _now: f64, _fleet: FleetView) -> Option<Desired> {
+        None
+    }
+
+    /// A request arrived at `now` after the revision had been idle for `gap` seconds.
+    fn idle_ended(&mut self, _now: f64, _gap: f64) {}
+}
+
+/// The policies `--policies` can name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyKind {
+    StaticPeak,
+    HpaRps(HpaSettings),
+    KnativeKpa(AutoscalerSettings),
+    Swell(SwellSettings),
+}
+
+impl PolicyKind {
+    /// The policy's name in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::StaticPeak => "static-peak",
+            Self::HpaRps(_) => "hpa-rps",
+            Self::KnativeKpa(_) => "knative-kpa",
+            Self::Swell(_) => "swell",
+        }
+    }
+
+    /// A policy by name with its default settings.
+    pub fn by_name(name: &str) -> Result<Self, String> {
+        match name.trim() {
+            "static-peak" => Ok(Self::StaticPeak),
+            "hpa-rps" => Ok(Self::HpaRps(HpaSettings::default())),
+            "knative-kpa" => Ok(Self::KnativeKpa(AutoscalerSettings::default())),
+            "swell" => Ok(Self::Swell(SwellSettings::default())),
+            other => Err(format!("unknown policy {other:?}; allowed: static-peak, hpa-rps, knative-kpa, swell")),
+        }
+    }
+
+    /// The four policies, in report order.
+    pub fn all() -> Vec<Self> {
+        ["static-peak", "hpa-rps", "knative-kpa", "swell"].iter().filter_map(|n| Self::by_name(n).ok()).collect()
+    }
+
+    /// A controller for one revision. `peak_need` is the revision's peak offered load in replicas (for
+    /// static-peak); `start_mean` the platform's mean start time (Swell pre-warms that much early).
+    pub fn controller(
+        &self,
+        container_concurrency: u32,
+        peak_need: u32,
+        start_mean: f64,
+    ) -> Result<Box<dyn Controller + Send>, String> {
+        Ok(match self {
+            Self::StaticPeak => Box::new(StaticPeak::new(peak_need)),
+            Self::HpaRps(settings) => Box::new(HpaRps::new(settings.clone())),
+            Self::KnativeKpa(autoscaler) => {
+                Box::new(KnativeKpa::new(revision_settings(autoscaler, container_concurrency)?))
+            }
+            Self::Swell(settings) => Box::new(SwellPolicy::new(
+                revision_settings(&settings.autoscaler, container_concurrency)?,
+                settings.clone(),
+                start_mean,
+            )),
+        })
+    }
+}
+
+/// Knative's target resolution for a revision with no `scaling` overrides.
+fn revision_settings(autoscaler: &AutoscalerSettings, container_concurrency: u32) -> Result<RevisionSettings, String> {
+    autoscaler.for_scaling(&ScalingSpec::default(), container_concurrency).map_err(|e| e.to_string())
+}
+
+fn secs(now: u64) -> Duration {
+    Duration::from_secs(now)
+}

@@ -1,0 +1,59 @@
+//! Trace readers: each turns one published trace format into a [`Trace`]. Errors name the file, the line
+//! and what was expected, so a truncated download or a wrong `--format` is obvious.
+
+pub mod azure_functions;
+pub mod request_csv;
+
+use std::path::{Path, PathBuf};
+
+use crate::trace::Trace;
+
+/// The formats `swell simulate --format` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceFormat {
+    /// A folder with `invocations.csv` and `durations.csv` (Azure Functions 2019, InVitro samples).
+    AzureFunctions,
+    /// One request per row with a timestamp (Azure LLM inference 2023: `TIMESTAMP,ContextTokens,GeneratedTokens`).
+    RequestCsv,
+}
+
+impl std::str::FromStr for TraceFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "azure-functions" => Ok(Self::AzureFunctions),
+            "request-csv" => Ok(Self::RequestCsv),
+            other => Err(format!("unknown trace format {other:?}; allowed: azure-functions, request-csv")),
+        }
+    }
+}
+
+/// A trace that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: {message}")]
+    Parse { path: PathBuf, line: usize, message: String },
+    #[error("{path}: {message}")]
+    Content { path: PathBuf, message: String },
+}
+
+impl ReadError {
+    pub(crate) fn parse(path: &Path, line: usize, message: impl Into<String>) -> Self {
+        Self::Parse { path: path.to_owned(), line, message: message.into() }
+    }
+}
+
+pub(crate) fn read_text(path: &Path) -> Result<String, ReadError> {
+    std::fs::read_to_string(path).map_err(|source| ReadError::Io { path: path.to_owned(), source })
+}
+
+/// Read a trace of `format` at `path` (a folder for Azure Functions, a file for request CSV).
+pub fn read(path: &Path, format: TraceFormat, service: &request_csv::TokenServiceModel) -> Result<Trace, ReadError> {
+    match format {
+        TraceFormat::AzureFunctions => azure_functions::read(path),
+        TraceFormat::RequestCsv => request_csv::read(path, service),
+    }
+}

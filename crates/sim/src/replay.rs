@@ -1,0 +1,279 @@
+//! The discrete-event replay of one revision under one policy: arrivals, replicas turning ready and requests
+//! finishing are events in virtual time; the controller ticks at every whole second with the second's load.
+//! A request takes a free slot on a ready replica at once or waits in a FIFO queue (the activator); its
+//! added latency is the wait, and it is a cold start when the replica that serves it was not yet ready when
+//! it arrived. A request that finds no replica at all pokes the controller, as the gateway does. The replay
+//! ends at the first tick after the trace's end with nothing queued or in flight.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use crate::fleet::{Fleet, Usage};
+use crate::latency::Latencies;
+use crate::platform::{Platform, Pool, StartSampler};
+use crate::policy::{Controller, Desired, FleetView, SecondLoad};
+use crate::trace::Request;
+
+/// How long past the trace's end the replay may run to serve what is still queued.
+const OVERRUN_LIMIT: f64 = 6.0 * 3600.0;
+
+/// What one revision did under one policy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    pub requests: u64,
+    pub cold_starts: u64,
+    pub latencies: Latencies,
+    pub regular_seconds: f64,
+    pub burst_seconds: f64,
+    /// Changes of the replica count asked for.
+    pub scale_events: u64,
+    /// Per minute: average requests in flight or queued, and average replicas paid for.
+    pub demand: Vec<f64>,
+    pub replicas: Vec<f64>,
+}
+
+impl Outcome {
+    /// Add another revision's outcome (timelines summed minute by minute).
+    pub fn merge(&mut self, other: &Self) {
+        self.requests += other.requests;
+        self.cold_starts += other.cold_starts;
+        self.latencies.merge(&other.latencies);
+        self.regular_seconds += other.regular_seconds;
+        self.burst_seconds += other.burst_seconds;
+        self.scale_events += other.scale_events;
+        add_into(&mut self.demand, &other.demand);
+        add_into(&mut self.replicas, &other.replicas);
+    }
+}
+
+fn add_into(into: &mut Vec<f64>, from: &[f64]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), 0.0);
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        *a += b;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum EventKind {
+    Ready { id: usize, generation: u32 },
+    Done { id: usize },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Event {
+    at: f64,
+    kind: EventKind,
+}
+
+impl Eq for Event {}
+
+impl Ord for Event {
+    /// Earliest first in a max-heap.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.at.total_cmp(&self.at)
+    }
+}
+
+impl PartialOrd for Event {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The state of one replay.
+struct Replay {
+    regular_start: StartSampler,
+    burst_start: StartSampler,
+    rng: SmallRng,
+    fleet: Fleet,
+    events: BinaryHeap<Event>,
+    queue: VecDeque<Request>,
+    in_flight: u32,
+    idle_since: Option<f64>,
+    now: f64,
+    /// Integral of (in flight + queued) over the current second.
+    area: f64,
+    last_desired: Desired,
+    outcome: Outcome,
+}
+
+/// Replay `requests` (sorted by arrival) for `duration` seconds under `controller`; start times are drawn
+/// from a generator seeded with `seed`.
+pub fn replay(
+    requests: &[Request],
+    duration: f64,
+    platform: &Platform,
+    controller: &mut dyn Controller,
+    seed: u64,
+) -> Outcome {
+    let mut r = Replay {
+        regular_start: platform.start(Pool::Regular).sampler(),
+        burst_start: platform.start(Pool::Burst).sampler(),
+        rng: SmallRng::seed_from_u64(seed),
+        fleet: Fleet::new(platform.container_concurrency),
+        events: BinaryHeap::new(),
+        queue: VecDeque::new(),
+        in_flight: 0,
+        idle_since: Some(0.0),
+        now: 0.0,
+        area: 0.0,
+        last_desired: Desired::default(),
+        outcome: Outcome::default(),
+    };
+    r.start_warm(controller.initial());
+    let mut next = requests.iter().peekable();
+    let mut tick: u64 = 1;
+    let mut arrivals: u32 = 0;
+    loop {
+        let t_arrival = next.peek().map_or(f64::INFINITY, |q| q.arrival);
+        let t_event = r.events.peek().map_or(f64::INFINITY, |e| e.at);
+        let t_tick = tick as f64;
+        if t_event <= t_arrival && t_event <= t_tick {
+            if let Some(event) = r.events.pop() {
+                r.advance(event.at);
+                r.handle(event.kind);
+            }
+        } else if t_arrival <= t_tick {
+            if let Some(&request) = next.next() {
+                r.advance(request.arrival);
+                arrivals += 1;
+                r.arrive(request, controller);
+            }
+        } else {
+            r.advance(t_tick);
+            let load = SecondLoad { concurrency: std::mem::take(&mut r.area), requests: std::mem::take(&mut arrivals) };
+            r.record_minute(tick, load.concurrency);
+            let desired = controller.tick(tick, load, r.view());
+            r.apply(desired);
+            let drained = next.peek().is_none() && r.queue.is_empty() && r.in_flight == 0;
+            if (t_tick >= duration && drained) || t_tick >= duration + OVERRUN_LIMIT {
+                break;
+            }
+            tick += 1;
+        }
+    }
+    r.finish()
+}
+
+impl Replay {
+    fn advance(&mut self, to: f64) {
+        let load = f64::from(self.in_flight) + self.queue.len() as f64;
+        self.area += load * (to - self.now).max(0.0);
+        self.now = self.now.max(to);
+    }
+
+    fn view(&self) -> FleetView {
+        let counts = self.fleet.counts();
+        FleetView {
+            ready: counts.ready,
+            total: counts.total,
+            in_flight: self.in_flight,
+            queued: u32::try_from(self.queue.len()).unwrap_or(u32::MAX),
+            idle_since: self.idle_since,
+        }
+    }
+
+    /// The fleet that exists before the replay (static and HPA deployments): ready at time 0.
+    fn start_warm(&mut self, initial: Desired) {
+        for (pool, n) in [(Pool::Regular, initial.regular), (Pool::Burst, initial.burst)] {
+            for _ in 0..n {
+                let (id, generation) = self.fleet.add(pool, 0.0, 0.0);
+                self.fleet.mark_ready(id, generation);
+            }
+        }
+        self.last_desired = initial;
+    }
+
+    fn apply(&mut self, desired: Desired) {
+        if desired.total() != self.last_desired.total() {
+            self.outcome.scale_events += 1;
+        }
+        self.last_desired = desired;
+        for (pool, wanted) in [(Pool::Burst, desired.burst), (Pool::Regular, desired.regular)] {
+            let new = self.fleet.scale(pool, wanted, self.now);
+            for _ in 0..new {
+                let sampler = if pool == Pool::Regular { &self.regular_start } else { &self.burst_start };
+                let ready_at = self.now + sampler.sample(&mut self.rng).max(0.0);
+                let (id, generation) = self.fleet.add(pool, self.now, ready_at);
+                self.events.push(Event { at: ready_at, kind: EventKind::Ready { id, generation } });
+            }
+        }
+    }
+
+    fn handle(&mut self, kind: EventKind) {
+        match kind {
+            EventKind::Ready { id, generation } => {
+                if self.fleet.mark_ready(id, generation) {
+                    self.dispatch();
+                }
+            }
+            EventKind::Done { id } => {
+                self.fleet.release(id, self.now);
+                self.in_flight -= 1;
+                self.dispatch();
+                if self.in_flight == 0 && self.queue.is_empty() {
+                    self.idle_since = Some(self.now);
+                }
+            }
+        }
+    }
+
+    fn arrive(&mut self, request: Request, controller: &mut dyn Controller) {
+        if let Some(since) = self.idle_since.take() {
+            controller.idle_ended(self.now, self.now - since);
+        }
+        self.queue.push_back(request);
+        self.dispatch();
+        if !self.queue.is_empty() && self.fleet.active() == 0 {
+            // The gateway's poke: a request found nothing ready or starting.
+            if let Some(desired) = controller.poke(self.now, self.view()) {
+                self.apply(desired);
+            }
+        }
+    }
+
+    /// Give queued requests free slots, oldest first.
+    fn dispatch(&mut self) {
+        while !self.queue.is_empty() {
+            let Some(id) = self.fleet.take_slot() else { return };
+            let Some(request) = self.queue.pop_front() else { return };
+            let waited = self.now - request.arrival;
+            self.outcome.requests += 1;
+            self.outcome.latencies.record(waited * 1000.0);
+            if self.fleet.replicas[id].ready_at > request.arrival {
+                self.outcome.cold_starts += 1;
+            }
+            self.in_flight += 1;
+            self.events.push(Event { at: self.now + request.service, kind: EventKind::Done { id } });
+        }
+    }
+
+    fn record_minute(&mut self, tick: u64, concurrency: f64) {
+        let minute = ((tick - 1) / 60) as usize;
+        if self.outcome.demand.len() <= minute {
+            self.outcome.demand.resize(minute + 1, 0.0);
+            self.outcome.replicas.resize(minute + 1, 0.0);
+        }
+        self.outcome.demand[minute] += concurrency / 60.0;
+        self.outcome.replicas[minute] += f64::from(self.fleet.counts().paid) / 60.0;
+    }
+
+    fn finish(mut self) -> Outcome {
+        // Requests never served within the overrun limit count with the wait they had.
+        while let Some(request) = self.queue.pop_front() {
+            self.outcome.requests += 1;
+            self.outcome.cold_starts += u64::from(self.fleet.active() == 0);
+            self.outcome.latencies.record((self.now - request.arrival) * 1000.0);
+        }
+        self.fleet.close(self.now);
+        let Usage { regular_seconds, burst_seconds } = self.fleet.usage;
+        self.outcome.regular_seconds = regular_seconds;
+        self.outcome.burst_seconds = burst_seconds;
+        self.outcome
+    }
+}
