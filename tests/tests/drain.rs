@@ -72,7 +72,12 @@ routes:
     let routes = RouteTable::build(&config.routes, |n| set.get(n).cloned()).expect("routes");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway_addr = listener.local_addr().unwrap();
-    tokio::spawn(swell_gateway::serve(listener, Gateway::new(routes, metrics), std::future::pending()));
+    tokio::spawn(swell_gateway::serve(
+        listener,
+        Gateway::new(routes, metrics, 0),
+        swell_gateway::ServerLimits::default(),
+        std::future::pending(),
+    ));
     let platform = LocalPlatform::with_options(
         Arc::new(Observer(set)),
         PlatformOptions { stop_grace: Duration::from_secs(2), ..PlatformOptions::default() },

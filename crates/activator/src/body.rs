@@ -9,6 +9,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use tokio::sync::oneshot;
 
 /// A replica's response body holding the slot it was served on.
 #[derive(Debug)]
@@ -93,4 +94,162 @@ impl Body for GatewayBody {
             GatewayBody::Local(body) => body.size_hint(),
         }
     }
+}
+
+/// A request body on its way upstream: a client's body streamed as it arrives and cut off past a size
+/// limit (the gateway answers 413), optionally copied for a mirror as it passes; or a buffered copy (the
+/// mirror's own request). Counting frames costs nothing when there is no limit and no copy.
+#[derive(Debug)]
+pub struct RequestBody {
+    source: Source,
+    /// Bytes still allowed; `u64::MAX` when unlimited.
+    remaining: u64,
+    limit: u64,
+    tap: Option<Tap>,
+}
+
+#[derive(Debug)]
+enum Source {
+    Client(Incoming),
+    Buffered(Option<Bytes>),
+}
+
+/// Collects a copy of the body for a mirror; hands it over once the body has ended, or gives up (drops
+/// the sender) past its own size limit, so a large body skips the mirror and never the request.
+#[derive(Debug)]
+struct Tap {
+    chunks: Vec<Bytes>,
+    len: u64,
+    limit: u64,
+    done: oneshot::Sender<Bytes>,
+}
+
+impl Tap {
+    fn finish(self) {
+        let mut whole = bytes::BytesMut::with_capacity(self.len as usize);
+        for chunk in &self.chunks {
+            whole.extend_from_slice(chunk);
+        }
+        // The mirror may have been given up already; then nobody wants the copy.
+        let _ = self.done.send(whole.freeze());
+    }
+}
+
+impl RequestBody {
+    /// `limit` 0 means no limit.
+    pub fn new(inner: Incoming, limit: u64) -> Self {
+        let remaining = if limit == 0 { u64::MAX } else { limit };
+        RequestBody { source: Source::Client(inner), remaining, limit, tap: None }
+    }
+
+    /// A body already in memory.
+    pub fn buffered(bytes: Bytes) -> Self {
+        RequestBody { source: Source::Buffered(Some(bytes)), remaining: u64::MAX, limit: 0, tap: None }
+    }
+
+    /// Copy the body as it streams, up to `limit` bytes; the receiver gets the whole copy when the body
+    /// has ended, or an error if it was longer than `limit` or never finished.
+    pub fn tap(&mut self, limit: u64) -> oneshot::Receiver<Bytes> {
+        let (done, rx) = oneshot::channel();
+        let tap = Tap { chunks: Vec::new(), len: 0, limit, done };
+        if self.is_end_stream() {
+            tap.finish();
+        } else {
+            self.tap = Some(tap);
+        }
+        rx
+    }
+
+    fn copy(&mut self, data: &Bytes) {
+        if let Some(tap) = &mut self.tap {
+            tap.len += data.len() as u64;
+            if tap.len > tap.limit {
+                self.tap = None;
+            } else {
+                tap.chunks.push(data.clone());
+            }
+        }
+    }
+}
+
+/// Why a request body could not be forwarded.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestBodyError {
+    #[error("request body is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("reading the request body failed: {0}")]
+    Client(#[from] hyper::Error),
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = RequestBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
+        let this = &mut *self;
+        let polled = match &mut this.source {
+            Source::Client(inner) => Pin::new(inner).poll_frame(cx),
+            Source::Buffered(bytes) => return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        };
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > this.remaining {
+                        this.tap = None;
+                        return Poll::Ready(Some(Err(RequestBodyError::TooLarge { limit: this.limit })));
+                    }
+                    this.remaining -= len;
+                    this.copy(data);
+                }
+                if this.is_end_stream()
+                    && let Some(tap) = this.tap.take()
+                {
+                    tap.finish();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                this.tap = None;
+                Poll::Ready(Some(Err(error.into())))
+            }
+            Poll::Ready(None) => {
+                if let Some(tap) = this.tap.take() {
+                    tap.finish();
+                }
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.source {
+            Source::Client(inner) => inner.is_end_stream(),
+            Source::Buffered(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.source {
+            Source::Client(inner) => inner.size_hint(),
+            Source::Buffered(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            Source::Buffered(None) => SizeHint::with_exact(0),
+        }
+    }
+}
+
+/// True when `error` (or anything in its source chain) is a request body over the limit.
+pub fn is_body_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if matches!(error.downcast_ref::<RequestBodyError>(), Some(RequestBodyError::TooLarge { .. })) {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }

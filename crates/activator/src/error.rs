@@ -21,6 +21,8 @@ pub enum ProxyError {
     Upstream { revision: String, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("revision is shutting down")]
     Unavailable { revision: String },
+    #[error("request body is larger than {limit} bytes")]
+    BodyTooLarge { revision: Option<String>, limit: u64 },
 }
 
 impl ProxyError {
@@ -32,12 +34,14 @@ impl ProxyError {
             }
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
     pub fn revision(&self) -> Option<&str> {
         match self {
             ProxyError::NoRoute => None,
+            ProxyError::BodyTooLarge { revision, .. } => revision.as_deref(),
             ProxyError::QueueFull { revision }
             | ProxyError::ColdStartTimeout { revision }
             | ProxyError::Timeout { revision }

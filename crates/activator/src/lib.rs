@@ -11,9 +11,9 @@ mod meter;
 mod proxy;
 mod throttler;
 
-pub use body::{GatewayBody, LeaseBody};
+pub use body::{GatewayBody, LeaseBody, RequestBody, RequestBodyError, is_body_too_large};
 pub use endpoint::Endpoint;
 pub use error::{ProxyError, error_response};
 pub use meter::ConcurrencySample;
-pub use proxy::{Upstream, client_ip_header, strip_hop_by_hop};
+pub use proxy::{Upstream, X_REQUEST_ID, client_ip_header, strip_hop_by_hop};
 pub use throttler::{AcquireError, Admission, Lease, Poke, Throttler, ThrottlerSnapshot, Waiting};

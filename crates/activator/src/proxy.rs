@@ -2,10 +2,10 @@
 //! gateway, so connections are reused across requests). The request keeps its original `Host`; hop-by-hop
 //! headers are stripped both ways and the `x-forwarded-*` headers are set, as a reverse proxy should.
 
+use crate::body::RequestBody;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme, Uri};
 use http::{Request, Response, Version};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -21,11 +21,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// Passed on when present, generated when absent, so one id follows a request through every hop.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The gateway's upstream side.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    http1: Client<HttpConnector, Incoming>,
+    http1: Client<HttpConnector, RequestBody>,
 }
 
 impl Default for Upstream {
@@ -52,13 +54,21 @@ impl Upstream {
     /// per connection, for `x-forwarded-for`.
     pub async fn forward(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<RequestBody>,
         endpoint: &Endpoint,
         client: &HeaderValue,
-    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+    ) -> Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
         prepare_request(&mut request, endpoint, client);
+        let id = request.headers().get(&X_REQUEST_ID).cloned();
         let mut response = self.http1.request(request).await?;
-        strip_hop_by_hop(response.headers_mut());
+        let headers = response.headers_mut();
+        strip_hop_by_hop(headers);
+        // Echo the id so a client can quote it when asking about its request.
+        if let Some(id) = id
+            && !headers.contains_key(&X_REQUEST_ID)
+        {
+            headers.insert(X_REQUEST_ID.clone(), id);
+        }
         Ok(response)
     }
 }
@@ -90,6 +100,31 @@ fn prepare_request<B>(request: &mut Request<B>, endpoint: &Endpoint, client: &He
     }
     append_forwarded_for(headers, client);
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    if !headers.contains_key(&X_REQUEST_ID) {
+        headers.insert(X_REQUEST_ID.clone(), request_id::next());
+    }
+}
+
+/// Request ids for requests that arrive without one: a random per-process prefix and a counter, so they
+/// are unique across restarts and cost no randomness per request.
+mod request_id {
+    use http::HeaderValue;
+    use std::sync::LazyLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static PREFIX: LazyLock<u64> = LazyLock::new(rand::random);
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+
+    pub(super) fn next() -> HeaderValue {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut id = [0u8; 32];
+        let (prefix, counter) = (*PREFIX, NEXT.fetch_add(1, Ordering::Relaxed));
+        for (i, slot) in id.iter_mut().enumerate() {
+            let (word, shift) = if i < 16 { (prefix, (15 - i) * 4) } else { (counter, (31 - i) * 4) };
+            *slot = HEX[((word >> shift) & 0xf) as usize];
+        }
+        HeaderValue::from_bytes(&id).expect("hex digits are a valid header value")
+    }
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
@@ -178,6 +213,24 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert!(h.get("connection").is_none() && h.get("x-secret").is_none() && h.get("keep-alive").is_none());
+        assert_eq!(h["x-request-id"].len(), 32, "an id is generated when absent");
+    }
+
+    #[test]
+    fn request_ids_are_kept_or_unique() {
+        let endpoint = Endpoint::new(([127, 0, 0, 1], 9001).into());
+        let client = client_ip_header(([127, 0, 0, 1], 1).into());
+        let mut kept = Request::builder().uri("/").header("x-request-id", "abc").body(()).unwrap();
+        prepare_request(&mut kept, &endpoint, &client);
+        assert_eq!(kept.headers()["x-request-id"], "abc");
+        let ids: std::collections::HashSet<_> = (0..100)
+            .map(|_| {
+                let mut request = Request::builder().uri("/").body(()).unwrap();
+                prepare_request(&mut request, &endpoint, &client);
+                request.headers()["x-request-id"].clone()
+            })
+            .collect();
+        assert_eq!(ids.len(), 100);
     }
 
     #[test]

@@ -32,12 +32,30 @@ pub struct GatewayConfig {
     /// Most requests one revision may hold waiting for capacity; more get 503 with `Retry-After`.
     #[serde(default = "default_max_queue")]
     pub max_queued_requests: usize,
+    /// Largest request head (request line and headers) accepted; larger gets 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Largest request body accepted; larger gets 413. 0 means no limit (model inputs can be large).
+    #[serde(default)]
+    pub max_body_bytes: u64,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        GatewayConfig { listen: default_gateway_listen(), max_queued_requests: default_max_queue() }
+        GatewayConfig {
+            listen: default_gateway_listen(),
+            max_queued_requests: default_max_queue(),
+            max_header_bytes: default_max_header_bytes(),
+            max_body_bytes: 0,
+        }
     }
+}
+
+/// hyper cannot parse a request head into a buffer smaller than this.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
+fn default_max_header_bytes() -> usize {
+    64 * 1024
 }
 
 fn default_gateway_listen() -> SocketAddr {
@@ -172,6 +190,15 @@ impl LocalConfig {
 
     /// Everything that must hold before anything starts; the first problem found is reported.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(MIN_HEADER_BYTES..=16 * 1024 * 1024).contains(&self.gateway.max_header_bytes) {
+            return Err(ConfigError::invalid(
+                "gateway.maxHeaderBytes",
+                format!("{} is out of range; allowed: {MIN_HEADER_BYTES} to 16777216", self.gateway.max_header_bytes),
+            ));
+        }
+        if self.gateway.max_queued_requests == 0 {
+            return Err(ConfigError::invalid("gateway.maxQueuedRequests", "0 is out of range; allowed: 1 or more"));
+        }
         let settings = crate::settings::AutoscalerSettings::from_map(&self.autoscaler)
             .map_err(|e| ConfigError::invalid("autoscaler", e.to_string()))?;
         let mut names = HashSet::new();
@@ -225,6 +252,14 @@ fn validate_revision(field: &str, spec: &RevisionSpec) -> Result<(), ConfigError
         return Err(ConfigError::invalid(
             format!("{field}.readinessPath"),
             format!("{:?} must start with '/'", spec.readiness_path),
+        ));
+    }
+    if let Some(cold) = spec.cold_start_timeout_seconds
+        && (cold == 0 || cold > spec.timeout_seconds)
+    {
+        return Err(ConfigError::invalid(
+            format!("{field}.coldStartTimeoutSeconds"),
+            format!("{cold} is out of range; allowed: 1 to timeoutSeconds ({})", spec.timeout_seconds),
         ));
     }
     if spec.timeout_seconds == 0 || spec.timeout_seconds > 3600 {

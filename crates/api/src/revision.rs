@@ -33,6 +33,10 @@ pub struct RevisionSpec {
     /// Whole-request budget, queue time included.
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+    /// How long a request may wait for the first ready replica of a revision at zero (→ 503). Default:
+    /// `timeoutSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_start_timeout_seconds: Option<u64>,
     #[serde(default)]
     pub scaling: ScalingSpec,
     /// Kubernetes: the pod template (a `PodTemplateSpec`) of the revision's Deployment(s). Kept as raw

@@ -5,6 +5,7 @@
 //! queue entry and arms one timer.
 
 use crate::metrics::Metrics;
+use crate::mirror::MirrorCopy;
 use crate::revision::RevisionHandle;
 use crate::server::{Handler, Peer};
 use arc_swap::ArcSwap;
@@ -12,8 +13,11 @@ use http::{HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
 use rand::Rng;
 use std::sync::Arc;
-use swell_activator::{AcquireError, Admission, GatewayBody, Lease, LeaseBody, ProxyError, Upstream, Waiting};
-use swell_router::RouteTable;
+use swell_activator::{
+    AcquireError, Admission, GatewayBody, Lease, LeaseBody, ProxyError, RequestBody, Upstream, Waiting,
+    is_body_too_large,
+};
+use swell_router::{RequestView, Rolls, RouteTable};
 use tokio::time::Instant;
 
 /// Header on responses that waited for a replica to start: milliseconds waited.
@@ -21,15 +25,23 @@ pub const COLD_START_HEADER: &str = "swell-cold-start";
 
 pub type Routes = RouteTable<Arc<RevisionHandle>>;
 
+/// Where a request goes: its revision, and a mirror revision with its body limit when the route mirrors it.
+struct Routed {
+    revision: Arc<RevisionHandle>,
+    mirror: Option<(Arc<RevisionHandle>, u64)>,
+}
+
 pub struct Gateway {
     routes: ArcSwap<Routes>,
     upstream: Upstream,
     metrics: Metrics,
+    /// Largest request body forwarded (413 above); 0 = no limit.
+    max_body_bytes: u64,
 }
 
 impl Gateway {
-    pub fn new(routes: Routes, metrics: Metrics) -> Arc<Self> {
-        Arc::new(Gateway { routes: ArcSwap::from_pointee(routes), upstream: Upstream::new(), metrics })
+    pub fn new(routes: Routes, metrics: Metrics, max_body_bytes: u64) -> Arc<Self> {
+        Arc::new(Gateway { routes: ArcSwap::from_pointee(routes), upstream: Upstream::new(), metrics, max_body_bytes })
     }
 
     /// Swap in a new route table; requests already routed keep the revision they got.
@@ -41,26 +53,41 @@ impl Gateway {
         self.routes.load_full()
     }
 
-    fn route(&self, request: &Request<Incoming>) -> Option<Arc<RevisionHandle>> {
+    fn route(&self, request: &Request<Incoming>) -> Option<Routed> {
         let routes = self.routes.load();
-        let host = request
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| request.uri().authority().map(|a| a.as_str()));
-        let roll = rand::rng().random_range(0..100);
-        routes.select(host, request.uri().path(), roll).map(|selected| selected.target.clone())
+        let rolls = Rolls::from_random(rand::rng().random());
+        routes.select_request(&RequestView::of(request), rolls).map(|selected| Routed {
+            revision: selected.target.clone(),
+            mirror: selected.mirror.map(|m| (m.target.clone(), m.max_body_bytes)),
+        })
     }
 
     /// Serve one routed request within its deadline.
     async fn serve(
         &self,
         revision: &RevisionHandle,
+        mirror: Option<(Arc<RevisionHandle>, u64)>,
         request: Request<Incoming>,
         peer: &Peer,
         start: Instant,
     ) -> Result<Response<GatewayBody>, ProxyError> {
         let name = || revision.name.to_string();
+        let too_large = || ProxyError::BodyTooLarge { revision: Some(name()), limit: self.max_body_bytes };
+        if self.max_body_bytes > 0 && declared_length(&request).is_some_and(|len| len > self.max_body_bytes) {
+            // Refused before it takes a slot or a byte of its body is read.
+            return Err(too_large());
+        }
+        let copy = match mirror {
+            Some((target, limit)) if declared_length(&request).is_none_or(|len| len <= limit) => {
+                Some((MirrorCopy::of(&request), target, limit))
+            }
+            _ => None,
+        };
+        let mut request = request.map(|body| RequestBody::new(body, self.max_body_bytes));
+        if let Some((copy, target, limit)) = copy {
+            let body = request.body_mut().tap(limit);
+            copy.send(self.upstream.clone(), target, body, peer.forwarded_for.clone());
+        }
         let deadline = start + revision.options.timeout;
         let (lease, cold) = match revision.throttler.admit(start.into_std()) {
             Ok(Admission::Granted(lease)) => (lease, false),
@@ -78,6 +105,7 @@ impl Gateway {
             tokio::time::timeout_at(deadline, self.upstream.forward(request, lease.endpoint(), &peer.forwarded_for));
         let response = match forwarded.await {
             Ok(Ok(response)) => response,
+            Ok(Err(source)) if is_body_too_large(&source) => return Err(too_large()),
             Ok(Err(source)) => return Err(ProxyError::Upstream { revision: name(), source: Box::new(source) }),
             Err(_) => return Err(ProxyError::Timeout { revision: name() }),
         };
@@ -115,14 +143,19 @@ impl Gateway {
     }
 }
 
+/// The request's `Content-Length`, when it declares one.
+fn declared_length<B>(request: &Request<B>) -> Option<u64> {
+    request.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
 impl Handler for Gateway {
     async fn call(&self, request: Request<Incoming>, peer: &Peer) -> Response<GatewayBody> {
         let start = Instant::now();
-        let Some(revision) = self.route(&request) else {
+        let Some(Routed { revision, mirror }) = self.route(&request) else {
             self.metrics.unrouted.inc();
             return ProxyError::NoRoute.into_response();
         };
-        let response = match self.serve(&revision, request, peer, start).await {
+        let response = match self.serve(&revision, mirror, request, peer, start).await {
             Ok(response) => response,
             Err(error) => {
                 tracing::debug!(revision = %revision.name, %error, "request failed");

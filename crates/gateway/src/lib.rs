@@ -5,6 +5,7 @@
 mod admin;
 mod gateway;
 mod metrics;
+mod mirror;
 mod revision;
 mod server;
 
@@ -12,4 +13,4 @@ pub use admin::{Admin, StatusSource};
 pub use gateway::Gateway;
 pub use metrics::{Metrics, RevisionMetrics};
 pub use revision::{RevisionHandle, RevisionOptions, RevisionSet};
-pub use server::{Handler, Peer, serve};
+pub use server::{Handler, Peer, ServerLimits, serve};

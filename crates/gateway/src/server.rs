@@ -39,9 +39,29 @@ pub trait Handler: Send + Sync + 'static {
     fn call(&self, request: Request<Incoming>, peer: &Peer) -> impl Future<Output = Response<GatewayBody>> + Send;
 }
 
+/// Protocol-level limits of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Largest request head; hyper answers 431 beyond it. At least 8192 (hyper's minimum buffer).
+    pub max_header_bytes: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits { max_header_bytes: 64 * 1024 }
+    }
+}
+
 /// Serve `listener` until `shutdown` resolves, then drain open connections (bounded).
-pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, shutdown: impl Future<Output = ()>) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().max_buf_size(limits.max_header_bytes.max(8192));
+    builder.http2().max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use swell_api::LocalConfig;
-use swell_gateway::{Admin, Gateway, Metrics, RevisionHandle, RevisionOptions, RevisionSet};
+use swell_gateway::{Admin, Gateway, Metrics, RevisionHandle, RevisionOptions, RevisionSet, ServerLimits};
 use swell_local::LocalPlatform;
 use swell_router::RouteTable;
 use tokio::net::TcpListener;
@@ -64,10 +64,11 @@ async fn run(config: LocalConfig, config_path: &Path) -> anyhow::Result<ExitCode
     let mut revisions = Vec::with_capacity(config.revisions.len());
     for (index, revision) in config.revisions.iter().enumerate() {
         let timeout = Duration::from_secs(revision.spec.timeout_seconds);
+        let cold_start_timeout = revision.spec.cold_start_timeout_seconds.map_or(timeout, Duration::from_secs);
         let options = RevisionOptions {
             container_concurrency: revision.spec.container_concurrency,
             timeout,
-            cold_start_timeout: timeout,
+            cold_start_timeout,
             max_queued: config.gateway.max_queued_requests,
         };
         let poke_tx = poke_tx.clone();
@@ -92,7 +93,7 @@ async fn run(config: LocalConfig, config_path: &Path) -> anyhow::Result<ExitCode
             return Ok(ExitCode::from(EXIT_BAD_CONFIG));
         }
     };
-    let gateway = Gateway::new(routes, metrics.clone());
+    let gateway = Gateway::new(routes, metrics.clone(), config.gateway.max_body_bytes);
 
     let platform = LocalPlatform::new(Arc::new(observer::ThrottlerObserver(set)));
     install_panic_hook(platform.clone());
@@ -124,8 +125,14 @@ async fn run(config: LocalConfig, config_path: &Path) -> anyhow::Result<ExitCode
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let gateway_task = tokio::spawn(swell_gateway::serve(gateway_listener, gateway, stopped(stop_rx.clone())));
-    let admin_task = tokio::spawn(swell_gateway::serve(admin_listener, admin.clone(), stopped(stop_rx.clone())));
+    let limits = ServerLimits { max_header_bytes: config.gateway.max_header_bytes };
+    let gateway_task = tokio::spawn(swell_gateway::serve(gateway_listener, gateway, limits, stopped(stop_rx.clone())));
+    let admin_task = tokio::spawn(swell_gateway::serve(
+        admin_listener,
+        admin.clone(),
+        ServerLimits::default(),
+        stopped(stop_rx.clone()),
+    ));
     let scaler_task = tokio::spawn(scaler.run(poke_rx, stopped(stop_rx.clone())));
     let reload_task = tokio::spawn(reload::watch(
         config_path.to_path_buf(),
