@@ -11,6 +11,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::net::SocketAddr;
 use std::time::Duration;
+use swell_api::Protocol;
 
 use crate::endpoint::Endpoint;
 
@@ -24,10 +25,13 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 /// Passed on when present, generated when absent, so one id follows a request through every hop.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The gateway's upstream side.
+/// The gateway's upstream side: one pooled client per upstream protocol, chosen per revision.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     http1: Client<HttpConnector, RequestBody>,
+    /// Prior-knowledge HTTP/2 over cleartext (gRPC servers): all requests to a replica share one
+    /// multiplexed connection.
+    h2c: Client<HttpConnector, RequestBody>,
 }
 
 impl Default for Upstream {
@@ -46,8 +50,16 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             // We always send the client's own Host; don't let the client library substitute the replica's.
             .set_host(false)
+            .build(connector.clone());
+        let h2c = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http2_only(true)
+            .http2_adaptive_window(true)
+            .set_host(false)
             .build(connector);
-        Upstream { http1 }
+        Upstream { http1, h2c }
     }
 
     /// Send `request` to `endpoint`. `client` is the downstream peer's IP as a header value, made once
@@ -57,12 +69,23 @@ impl Upstream {
         mut request: Request<RequestBody>,
         endpoint: &Endpoint,
         client: &HeaderValue,
+        protocol: Protocol,
     ) -> Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
-        prepare_request(&mut request, endpoint, client);
+        prepare_request(&mut request, endpoint, client, protocol);
         let id = request.headers().get(&X_REQUEST_ID).cloned();
-        let mut response = self.http1.request(request).await?;
+        let mut response = match protocol {
+            Protocol::Http1 => self.http1.request(request).await?,
+            Protocol::H2c => self.h2c.request(request).await?,
+        };
+        let switching = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
+        let upgrade = if switching { headers.get(header::UPGRADE).cloned() } else { None };
         strip_hop_by_hop(headers);
+        if let Some(upgrade) = upgrade {
+            // A 101 must tell the client what it switched to.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, upgrade);
+        }
         // Echo the id so a client can quote it when asking about its request.
         if let Some(id) = id
             && !headers.contains_key(&X_REQUEST_ID)
@@ -78,7 +101,19 @@ pub fn client_ip_header(peer: SocketAddr) -> HeaderValue {
     HeaderValue::from_str(&peer.ip().to_string()).expect("an IP address is a valid header value")
 }
 
-fn prepare_request<B>(request: &mut Request<B>, endpoint: &Endpoint, client: &HeaderValue) {
+/// The protocol a request asks to switch to (WebSocket and the like), when it asks: `Connection: upgrade`
+/// plus an `Upgrade` header. Such requests keep both headers on their way upstream.
+pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if asks { headers.get(header::UPGRADE).cloned() } else { None }
+}
+
+fn prepare_request<B>(request: &mut Request<B>, endpoint: &Endpoint, client: &HeaderValue, protocol: Protocol) {
     // HTTP/2 clients put the authority in the URI, not in Host; keep it as Host before the URI is rewritten.
     let original_host = match request.headers().get(header::HOST) {
         Some(host) => Some(host.clone()),
@@ -93,7 +128,20 @@ fn prepare_request<B>(request: &mut Request<B>, endpoint: &Endpoint, client: &He
     *request.version_mut() = Version::HTTP_11;
 
     let headers = request.headers_mut();
+    let upgrade = match protocol {
+        Protocol::Http1 => requested_upgrade(headers),
+        Protocol::H2c => None,
+    };
+    // gRPC needs `te: trailers` end to end; it is the one TE value HTTP/2 allows.
+    let trailers = protocol == Protocol::H2c && headers.get(header::TE).is_some_and(|te| te == "trailers");
     strip_hop_by_hop(headers);
+    if let Some(upgrade) = upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, upgrade);
+    }
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     if let Some(host) = original_host {
         headers.insert(X_FORWARDED_HOST.clone(), host.clone());
         headers.insert(header::HOST, host);
@@ -205,7 +253,7 @@ mod tests {
             .body(())
             .unwrap();
         let endpoint = Endpoint::new(([127, 0, 0, 1], 9001).into());
-        prepare_request(&mut request, &endpoint, &client_ip_header(([192, 0, 2, 7], 5555).into()));
+        prepare_request(&mut request, &endpoint, &client_ip_header(([192, 0, 2, 7], 5555).into()), Protocol::Http1);
         assert_eq!(request.uri(), "http://127.0.0.1:9001/v1/models/m:predict?x=1");
         let h = request.headers();
         assert_eq!(h["host"], "api.example.com");
@@ -221,12 +269,12 @@ mod tests {
         let endpoint = Endpoint::new(([127, 0, 0, 1], 9001).into());
         let client = client_ip_header(([127, 0, 0, 1], 1).into());
         let mut kept = Request::builder().uri("/").header("x-request-id", "abc").body(()).unwrap();
-        prepare_request(&mut kept, &endpoint, &client);
+        prepare_request(&mut kept, &endpoint, &client, Protocol::Http1);
         assert_eq!(kept.headers()["x-request-id"], "abc");
         let ids: std::collections::HashSet<_> = (0..100)
             .map(|_| {
                 let mut request = Request::builder().uri("/").body(()).unwrap();
-                prepare_request(&mut request, &endpoint, &client);
+                prepare_request(&mut request, &endpoint, &client, Protocol::Http1);
                 request.headers()["x-request-id"].clone()
             })
             .collect();
@@ -237,7 +285,7 @@ mod tests {
     fn http2_authority_becomes_host() {
         let mut request = Request::builder().uri("http://m.example.com/p").version(Version::HTTP_2).body(()).unwrap();
         let endpoint = Endpoint::new(([127, 0, 0, 1], 9001).into());
-        prepare_request(&mut request, &endpoint, &client_ip_header(([127, 0, 0, 1], 1).into()));
+        prepare_request(&mut request, &endpoint, &client_ip_header(([127, 0, 0, 1], 1).into()), Protocol::Http1);
         assert_eq!(request.headers()["host"], "m.example.com");
         assert_eq!(request.version(), Version::HTTP_11);
     }

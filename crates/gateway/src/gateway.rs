@@ -11,11 +11,12 @@ use crate::server::{Handler, Peer};
 use arc_swap::ArcSwap;
 use http::{HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use rand::Rng;
 use std::sync::Arc;
 use swell_activator::{
     AcquireError, Admission, GatewayBody, Lease, LeaseBody, ProxyError, RequestBody, Upstream, Waiting,
-    is_body_too_large,
+    is_body_too_large, requested_upgrade,
 };
 use swell_router::{RequestView, Rolls, RouteTable};
 use tokio::time::Instant;
@@ -101,14 +102,27 @@ impl Gateway {
             Err(AcquireError::Closed) => return Err(ProxyError::Unavailable { revision: name() }),
         };
         let waited = start.elapsed();
-        let forwarded =
-            tokio::time::timeout_at(deadline, self.upstream.forward(request, lease.endpoint(), &peer.forwarded_for));
-        let response = match forwarded.await {
+        // The client side of a protocol switch (WebSocket), taken before the request is sent on.
+        let client_upgrade = requested_upgrade(request.headers()).map(|_| hyper::upgrade::on(&mut request));
+        let protocol = revision.options.protocol;
+        let forwarded = tokio::time::timeout_at(
+            deadline,
+            self.upstream.forward(request, lease.endpoint(), &peer.forwarded_for, protocol),
+        );
+        let mut response = match forwarded.await {
             Ok(Ok(response)) => response,
             Ok(Err(source)) if is_body_too_large(&source) => return Err(too_large()),
             Ok(Err(source)) => return Err(ProxyError::Upstream { revision: name(), source: Box::new(source) }),
             Err(_) => return Err(ProxyError::Timeout { revision: name() }),
         };
+        if let Some(client_upgrade) = client_upgrade
+            && response.status() == http::StatusCode::SWITCHING_PROTOCOLS
+        {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(tunnel(client_upgrade, upstream_upgrade, lease));
+            let (parts, _) = response.into_parts();
+            return Ok(Response::from_parts(parts, GatewayBody::empty()));
+        }
         let (parts, body) = response.into_parts();
         let mut response = Response::from_parts(parts, GatewayBody::Upstream(LeaseBody::new(body, lease)));
         if cold {
@@ -141,6 +155,23 @@ impl Gateway {
             Err(_) => Err(ProxyError::Timeout { revision: name() }),
         }
     }
+}
+
+/// Copy bytes both ways between a client and a replica after a protocol switch. The slot stays taken
+/// for as long as the tunnel is open: a WebSocket session is load like any long request.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade, lease: Lease) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(both) => both,
+        Err(error) => {
+            tracing::debug!(%error, "protocol switch failed");
+            return;
+        }
+    };
+    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(%error, "tunnel closed with an error");
+    }
+    drop(lease);
 }
 
 /// The request's `Content-Length`, when it declares one.

@@ -52,8 +52,11 @@ impl MirrorCopy {
                 },
                 Err(_) => return,
             };
-            let forwarded =
-                tokio::time::timeout_at(deadline, upstream.forward(request, lease.endpoint(), &client)).await;
+            let forwarded = tokio::time::timeout_at(
+                deadline,
+                upstream.forward(request, lease.endpoint(), &client, target.options.protocol),
+            )
+            .await;
             if let Ok(Ok(response)) = forwarded {
                 target.metrics.count_response(response.status());
                 // Read the response to its end so the slot and the connection are released normally.

@@ -5,6 +5,7 @@ use crate::metrics::{Metrics, RevisionMetrics};
 use std::sync::Arc;
 use std::time::Duration;
 use swell_activator::{Poke, Throttler};
+use swell_api::Protocol;
 
 /// Per-revision settings the data path needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +16,8 @@ pub struct RevisionOptions {
     /// How long a request may wait for the first ready replica → 503.
     pub cold_start_timeout: Duration,
     pub max_queued: usize,
+    /// How the gateway talks to this revision's replicas.
+    pub protocol: Protocol,
 }
 
 #[derive(Debug)]

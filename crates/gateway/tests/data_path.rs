@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use swell_api::LocalConfig;
+use swell_api::{LocalConfig, Protocol};
 use swell_gateway::{Gateway, Metrics, RevisionHandle, RevisionOptions, RevisionSet, ServerLimits};
 use swell_router::RouteTable;
 use tokio::net::TcpListener;
@@ -96,7 +96,13 @@ async fn gateway(endpoints: &[SocketAddr], options: RevisionOptions, max_body: u
 }
 
 fn options(timeout: Duration) -> RevisionOptions {
-    RevisionOptions { container_concurrency: 0, timeout, cold_start_timeout: timeout, max_queued: 100 }
+    RevisionOptions {
+        container_concurrency: 0,
+        timeout,
+        cold_start_timeout: timeout,
+        max_queued: 100,
+        protocol: Protocol::Http1,
+    }
 }
 
 impl Fixture {

@@ -70,6 +70,7 @@ async fn run(config: LocalConfig, config_path: &Path) -> anyhow::Result<ExitCode
             timeout,
             cold_start_timeout,
             max_queued: config.gateway.max_queued_requests,
+            protocol: revision.spec.protocol,
         };
         let poke_tx = poke_tx.clone();
         let poke = Arc::new(move || {
