@@ -76,3 +76,33 @@ pub struct MirrorTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_fields_are_optional_and_parse_in_their_yaml_shape() {
+        let old: RouteSpec = serde_yaml_ng::from_str(
+            "pathPrefix: /v1/models/m\ntraffic: [{revisionName: m-v1, percent: 100}]\nmirror: {revisionName: m-v2, percent: 5}",
+        )
+        .unwrap();
+        assert!(old.matches.is_empty());
+        assert_eq!(old.sticky_header, None);
+        assert_eq!(old.mirror.map(|mirror| mirror.max_body_bytes), Some(None));
+
+        let new: RouteSpec = serde_yaml_ng::from_str(
+            "match: {headers: [{name: x-model-tier, exact: gold}]}\n\
+             stickyHeader: x-user-id\n\
+             traffic: [{revisionName: m-v1, percent: 100}]\n\
+             mirror: {revisionName: m-v2, percent: 5, maxBodyBytes: 65536}",
+        )
+        .unwrap();
+        assert_eq!(new.matches.headers, [HeaderMatch { name: "x-model-tier".into(), exact: "gold".into() }]);
+        assert_eq!(new.sticky_header.as_deref(), Some("x-user-id"));
+        assert_eq!(new.mirror.and_then(|mirror| mirror.max_body_bytes), Some(65536));
+
+        let typo = "match: {header: []}\ntraffic: [{revisionName: m-v1, percent: 100}]";
+        assert!(serde_yaml_ng::from_str::<RouteSpec>(typo).is_err());
+    }
+}

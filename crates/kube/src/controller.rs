@@ -28,13 +28,13 @@ fn error_policy<K: ResourceExt>(obj: Arc<K>, err: &Error, _ctx: Arc<Context>) ->
 pub async fn run(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
     let client = ctx.client.clone();
     let revisions = Controller::new(Api::<Revision>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<Deployment>::all(client.clone()), watcher::Config::default().labels("app.kubernetes.io/managed-by=swell"))
+        .owns(
+            Api::<Deployment>::all(client.clone()),
+            watcher::Config::default().labels("app.kubernetes.io/managed-by=swell"),
+        )
         .run(revision::reconcile, error_policy, ctx.clone());
-    let routes = Controller::new(Api::<Route>::all(client), watcher::Config::default()).run(
-        route::reconcile,
-        error_policy,
-        ctx,
-    );
+    let routes =
+        Controller::new(Api::<Route>::all(client), watcher::Config::default()).run(route::reconcile, error_policy, ctx);
     use futures_util::StreamExt;
     let revisions = revisions.for_each(|res| async move {
         if let Err(e) = res {

@@ -2,16 +2,19 @@
 //! `swell-api`) become Deployments, a headless Service and status; the autoscaler's decisions become
 //! merge patches of the Deployments' scale subresource, split between regular nodes and a burst pool
 //! such as Alibaba Cloud ECI. Planning (what objects and which replica split) is pure and lives in
-//! `placement` and `scale`; everything that talks to the API server is in `actuator`, `controller` and
-//! `leader`.
+//! `placement` and `split`; everything that talks to the API server is in `actuator`, `controller`,
+//! `leader` and `control`.
 
+pub mod actuator;
+pub mod condition;
+pub mod context;
+pub mod control;
+pub mod controller;
 pub mod crd;
+pub mod error;
 pub mod labels;
+pub mod leader;
 pub mod placement;
 pub mod pool;
 pub mod split;
 pub mod validate;
-pub mod condition;
-pub mod context;
-pub mod controller;
-pub mod error;

@@ -152,3 +152,18 @@ fn h2c_services_say_so() {
         json!([{"name": "h2c", "port": 8500, "appProtocol": "kubernetes.io/h2c"}])
     );
 }
+
+#[test]
+fn the_bert_example_is_a_valid_burst_only_revision() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/examples/bert-tfserving/revision.yaml");
+    let yaml = std::fs::read_to_string(path).expect("the example exists");
+    let mut rev: swell_kube::crd::Revision = serde_yaml_ng::from_str(&yaml).expect("the example parses as a Revision");
+    rev.metadata.namespace = Some("default".into());
+    rev.metadata.uid = Some("uid".into());
+    let plan = plan(&rev, &Pools::default()).expect("the example is valid");
+    assert_eq!(plan.deployments.len(), 1);
+    assert_eq!(plan.deployments[0].0, Role::Burst);
+    let pod = to_json(&plan.deployments[0].1)["spec"]["template"].clone();
+    assert_eq!(pod["metadata"]["annotations"], json!({"k8s.aliyun.com/eci-use-specs": "ecs.gn6i-c4g1.xlarge"}));
+    assert_eq!(pod["spec"]["tolerations"], json!([eci_toleration()]));
+}

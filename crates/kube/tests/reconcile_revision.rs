@@ -39,19 +39,34 @@ fn as_returned(rev: &Revision) -> Value {
 
 #[tokio::test]
 async fn a_new_overflow_revision_creates_both_deployments_at_the_initial_scale() {
-    let rev = revision("bert", json!({"scaling": {"initialScale": 3}, "placement": {"baseline": 2, "burstPool": "eci"}}));
+    let rev =
+        revision("bert", json!({"scaling": {"initialScale": 3}, "placement": {"baseline": 2, "burstPool": "eci"}}));
     let (client, mut server) = api_server::pair();
     let returned = as_returned(&rev);
     let script = tokio::spawn(async move {
         server.expect("GET", &format!("{DEPLOYMENTS}/bert"), Reply::NotFound).await;
-        let created = server.expect("POST", &format!("{DEPLOYMENTS}?&fieldManager=swell-control"), Reply::Created(existing("bert", 2, 0))).await;
+        let created = server
+            .expect(
+                "POST",
+                &format!("{DEPLOYMENTS}?&fieldManager=swell-control"),
+                Reply::Created(existing("bert", 2, 0)),
+            )
+            .await;
         assert_eq!(created.body["metadata"]["name"], "bert");
         assert_eq!(created.body["spec"]["replicas"], 2, "regular = min(initial 3, baseline 2)");
         server.expect("GET", &format!("{DEPLOYMENTS}/bert-burst"), Reply::NotFound).await;
-        let burst = server.expect("POST", &format!("{DEPLOYMENTS}?&fieldManager=swell-control"), Reply::Created(existing("bert-burst", 1, 0))).await;
+        let burst = server
+            .expect(
+                "POST",
+                &format!("{DEPLOYMENTS}?&fieldManager=swell-control"),
+                Reply::Created(existing("bert-burst", 1, 0)),
+            )
+            .await;
         assert_eq!(burst.body["spec"]["replicas"], 1, "burst = 3 - 2");
         assert_eq!(burst.body["spec"]["template"]["spec"]["nodeSelector"], json!({"type": "virtual-kubelet"}));
-        let service = server.expect("PATCH", &format!("/api/v1/namespaces/default/services/bert{APPLY}"), Reply::Ok(json!({}))).await;
+        let service = server
+            .expect("PATCH", &format!("/api/v1/namespaces/default/services/bert{APPLY}"), Reply::Ok(json!({})))
+            .await;
         assert_eq!(service.content_type.as_deref(), Some("application/apply-patch+yaml"));
         assert_eq!(service.body["spec"]["clusterIP"], "None");
         let status = server.expect("PATCH", &status_uri("bert"), Reply::Ok(returned)).await;
@@ -80,17 +95,26 @@ async fn an_existing_revision_is_applied_without_replicas_and_reports_them() {
     let returned = as_returned(&rev);
     let script = tokio::spawn(async move {
         server.expect("GET", &format!("{DEPLOYMENTS}/bert"), Reply::Ok(existing("bert", 2, 2))).await;
-        let applied = server.expect("PATCH", &format!("{DEPLOYMENTS}/bert{APPLY}"), Reply::Ok(existing("bert", 2, 2))).await;
+        let applied =
+            server.expect("PATCH", &format!("{DEPLOYMENTS}/bert{APPLY}"), Reply::Ok(existing("bert", 2, 2))).await;
         assert_eq!(applied.content_type.as_deref(), Some("application/apply-patch+yaml"));
         assert_eq!(applied.body["spec"].get("replicas"), None, "the autoscaler owns replicas");
         server.expect("GET", &format!("{DEPLOYMENTS}/bert-burst"), Reply::Ok(existing("bert-burst", 4, 3))).await;
-        let burst = server.expect("PATCH", &format!("{DEPLOYMENTS}/bert-burst{APPLY}"), Reply::Ok(existing("bert-burst", 4, 3))).await;
+        let burst = server
+            .expect("PATCH", &format!("{DEPLOYMENTS}/bert-burst{APPLY}"), Reply::Ok(existing("bert-burst", 4, 3)))
+            .await;
         assert_eq!(burst.body["spec"].get("replicas"), None);
         server.expect("PATCH", &format!("/api/v1/namespaces/default/services/bert{APPLY}"), Reply::Ok(json!({}))).await;
         let status = server.expect("PATCH", &status_uri("bert"), Reply::Ok(returned)).await;
         let s = &status.body["status"];
-        assert_eq!((&s["desiredReplicas"], &s["readyReplicas"], &s["regularReplicas"], &s["burstReplicas"]), (&json!(6), &json!(5), &json!(2), &json!(4)));
-        assert_eq!(s["conditions"][1], json!({"type": "Active", "status": "True", "reason": "ReplicasReady", "lastTransitionTime": NOW}));
+        assert_eq!(
+            (&s["desiredReplicas"], &s["readyReplicas"], &s["regularReplicas"], &s["burstReplicas"]),
+            (&json!(6), &json!(5), &json!(2), &json!(4))
+        );
+        assert_eq!(
+            s["conditions"][1],
+            json!({"type": "Active", "status": "True", "reason": "ReplicasReady", "lastTransitionTime": NOW})
+        );
     });
     reconcile(Arc::new(rev), context(client)).await.expect("reconciled");
     finish(script).await;
@@ -98,17 +122,29 @@ async fn an_existing_revision_is_applied_without_replicas_and_reports_them() {
 
 #[tokio::test]
 async fn scheduler_mode_applies_one_deployment_and_a_resource_policy() {
-    let rev = revision("bert", json!({"scaling": {"initialScale": 0}, "placement": {"mode": "scheduler", "baseline": 2}}));
-    let settings = AutoscalerSettings::from_map(&[("allow-zero-initial-scale".to_owned(), "true".to_owned())].into()).expect("valid settings");
+    let rev =
+        revision("bert", json!({"scaling": {"initialScale": 0}, "placement": {"mode": "scheduler", "baseline": 2}}));
+    let settings = AutoscalerSettings::from_map(&[("allow-zero-initial-scale".to_owned(), "true".to_owned())].into())
+        .expect("valid settings");
     let (client, mut server) = api_server::pair();
     let returned = as_returned(&rev);
     let script = tokio::spawn(async move {
         server.expect("GET", &format!("{DEPLOYMENTS}/bert"), Reply::NotFound).await;
-        let created = server.expect("POST", &format!("{DEPLOYMENTS}?&fieldManager=swell-control"), Reply::Created(existing("bert", 0, 0))).await;
+        let created = server
+            .expect(
+                "POST",
+                &format!("{DEPLOYMENTS}?&fieldManager=swell-control"),
+                Reply::Created(existing("bert", 0, 0)),
+            )
+            .await;
         assert_eq!(created.body["spec"]["replicas"], 0, "allow-zero-initial-scale");
         server.expect("PATCH", &format!("/api/v1/namespaces/default/services/bert{APPLY}"), Reply::Ok(json!({}))).await;
         let policy = server
-            .expect("PATCH", &format!("/apis/scheduling.alibabacloud.com/v1alpha1/namespaces/default/resourcepolicies/bert{APPLY}"), Reply::Ok(json!({})))
+            .expect(
+                "PATCH",
+                &format!("/apis/scheduling.alibabacloud.com/v1alpha1/namespaces/default/resourcepolicies/bert{APPLY}"),
+                Reply::Ok(json!({})),
+            )
             .await;
         assert_eq!(policy.body["spec"]["units"], json!([{"resource": "ecs", "max": 2}, {"resource": "eci"}]));
         server.expect("PATCH", &status_uri("bert"), Reply::Ok(returned)).await;

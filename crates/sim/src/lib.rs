@@ -1,1 +1,27 @@
-//! placeholder
+//! Swell's trace replay: recorded traffic (Azure Functions per-minute counts, or one request per row) runs in
+//! virtual time through a discrete-event model of the platform (replica start times, `containerConcurrency`
+//! queueing, a burst pool with its own start time and price) under several autoscaling policies at once,
+//! the Knative ones through the real `swell_autoscaler::Decider`. The report says, per policy, how many
+//! requests met a cold start, how much latency queueing and starts added, and what the replicas cost, so an
+//! operator can compare settings on yesterday's traffic and Swell can show where its own policy wins.
+
+mod chart;
+mod fleet;
+mod latency;
+mod platform;
+pub mod policy;
+pub mod readers;
+mod replay;
+mod report;
+mod run;
+mod trace;
+
+pub use chart::{ChartError, TradeoffCurve, timeline, tradeoff};
+pub use latency::Latencies;
+pub use platform::{Platform, Pool, StartTime};
+pub use policy::{HpaSettings, PolicyKind, SwellSettings};
+pub use readers::{ReadError, TraceFormat, read};
+pub use replay::{Outcome, replay};
+pub use report::{PolicyReport, Report};
+pub use run::{PolicyOutcome, RunConfig, RunError, run};
+pub use trace::{Arrivals, Request, RevisionTrace, ServiceTime, Trace};

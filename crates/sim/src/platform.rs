@@ -12,7 +12,10 @@ use rand_distr::{Distribution, LogNormal};
 pub enum StartTime {
     Fixed(f64),
     /// Log-normal with this mean and standard deviation, in seconds.
-    LogNormal { mean: f64, sd: f64 },
+    LogNormal {
+        mean: f64,
+        sd: f64,
+    },
 }
 
 impl Default for StartTime {

@@ -2,6 +2,7 @@
 //! one process (the embedded default); `check` validates a config file; `simulate` replays recorded load
 //! through the real decider.
 
+mod kube_cmd;
 mod serve;
 mod simulate;
 
@@ -37,6 +38,10 @@ enum Command {
         #[arg(long, default_value = "config/local.yaml")]
         config: PathBuf,
     },
+    /// Print the Revision and Route CustomResourceDefinitions (the same YAML as deploy/crds/).
+    Crds,
+    /// Run the Kubernetes controller (Revisions, Routes, scale actuator, burst placement), leader-elected.
+    Control(kube_cmd::ControlArgs),
     /// Replay per-second load through the real decider in virtual time.
     Simulate(simulate::SimulateArgs),
 }
@@ -56,6 +61,11 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_BAD_CONFIG)
             }
         },
+        Command::Crds => report(kube_cmd::crds()),
+        Command::Control(args) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(runtime) => report(runtime.block_on(kube_cmd::control(args))),
+            Err(error) => report(Err(error.into())),
+        },
         Command::Simulate(args) => match simulate::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -63,6 +73,17 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_BAD_CONFIG)
             }
         },
+    }
+}
+
+/// Exit status for commands that fail with an error.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,8 +1,12 @@
-//! `swell simulate`: replays recorded per-second load through the real decider in virtual time, so an
-//! operator can try autoscaler settings on recorded traffic before rolling them out. Input is JSON lines
+//! `swell simulate`: replays recorded load through the real decider in virtual time, so an operator can try
+//! autoscaler settings on recorded traffic before rolling them out. With `--stats`, input is JSON lines
 //! `{"t": <s>, "concurrency": <x>, "rps": <y>}` with an optional `"ready": <n>`; output is one JSON line per
-//! tick `{"t", "desired", "ready", "stable", "panic", "mode", "reason"}` on stdout. This file only reads,
-//! parses and prints; the replay itself is `swell_autoscaler::simulate`.
+//! tick `{"t", "desired", "ready", "stable", "panic", "mode", "reason"}` on stdout. With `--trace`, a request
+//! trace is replayed through a platform model under several policies and a report comes out (`simulate/trace.rs`).
+//! This file only reads, parses and prints; the replays themselves are `swell_autoscaler::simulate` and
+//! `swell_sim`.
+
+mod trace;
 
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -17,8 +21,10 @@ use swell_autoscaler::simulate::{Observation, Tick, simulate};
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
     /// JSON lines of per-second load: {"t": <s>, "concurrency": <x>, "rps": <y>, "ready": <n>}; "-" reads stdin.
-    #[arg(long, value_name = "FILE")]
-    pub stats: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "trace", conflicts_with = "trace")]
+    pub stats: Option<PathBuf>,
+    #[command(flatten)]
+    pub replay: Box<trace::TraceArgs>,
     /// A local config file: its `autoscaler:` section and a revision's `scaling` apply (default: Knative's
     /// defaults).
     #[arg(long, value_name = "FILE")]
@@ -32,6 +38,9 @@ pub struct SimulateArgs {
 }
 
 pub fn run(args: &SimulateArgs) -> Result<()> {
+    let Some(stats) = &args.stats else {
+        return trace::run(&args.replay);
+    };
     let settings = match &args.config {
         Some(path) => {
             let config = LocalConfig::load(path).with_context(|| format!("loading {}", path.display()))?;
@@ -39,8 +48,8 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         }
         None => RevisionSettings::default(),
     };
-    let text = read_stats(&args.stats)?;
-    let observations = parse_stats(&text).with_context(|| format!("reading {}", args.stats.display()))?;
+    let text = read_stats(stats)?;
+    let observations = parse_stats(&text).with_context(|| format!("reading {}", stats.display()))?;
     let ticks = simulate(&observations, &settings, args.start_delay);
     let mut out = BufWriter::new(std::io::stdout().lock());
     for tick in &ticks {

@@ -54,9 +54,15 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Context>) -> Result<Action> 
             // Creating: start at the initial scale, or the Deployment would default to one replica.
             None => {
                 if let Some(spec) = deployment.spec.as_mut() {
-                    spec.replicas = Some(i32::try_from(placement::initial_replicas(initial, role, placement)).unwrap_or(i32::MAX));
+                    spec.replicas =
+                        Some(i32::try_from(placement::initial_replicas(initial, role, placement)).unwrap_or(i32::MAX));
                 }
-                deployments_api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() }, &deployment).await?
+                deployments_api
+                    .create(
+                        &PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() },
+                        &deployment,
+                    )
+                    .await?
             }
             Some(_) => deployments_api.patch(&dname, &apply, &Patch::Apply(&deployment)).await?,
         };

@@ -31,7 +31,14 @@ pub async fn reconcile(route: Arc<Route>, ctx: Arc<Context>) -> Result<Action> {
         },
         Err(invalid) => RouteStatus {
             observed_generation: route.metadata.generation,
-            conditions: vec![condition::set(&previous.conditions, READY, false, invalid.reason, &invalid.message, &now)],
+            conditions: vec![condition::set(
+                &previous.conditions,
+                READY,
+                false,
+                invalid.reason,
+                &invalid.message,
+                &now,
+            )],
             ..previous
         },
     };

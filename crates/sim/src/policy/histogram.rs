@@ -60,6 +60,100 @@ impl IdleHistogram {
     }
 }
 
+/// Seconds of idle time, counted from the moment the revision ran out of work, during which one replica is
+/// kept: it is asked for at `from` and is ready by `ready_from` (one start time later) until `until`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WarmWindow {
+    pub from: f64,
+    pub until: f64,
+}
+
+impl IdleHistogram {
+    /// The expected replica-seconds per idle gap of keeping one replica from `from` to `until`, and the share
+    /// of gaps that end inside `[ready_from, until)` (the next request finds a ready replica).
+    fn cost_and_hits(&self, prefix: &Prefix, from: usize, ready_from: usize, until: usize) -> (f64, f64) {
+        let total = self.samples() as f64;
+        let from_f = from as f64;
+        // Gaps ending inside the window cost (gap − from); longer ones the whole window.
+        let inside =
+            (prefix.weighted[until] - prefix.weighted[from]) - from_f * (prefix.count[until] - prefix.count[from]);
+        let longer = total - prefix.count[until];
+        let cost = (inside + (until - from) as f64 * longer) / total;
+        let hits = (prefix.count[until] - prefix.count[ready_from.min(until)]) / total;
+        (cost, hits)
+    }
+
+    /// Swell's keep-alive: among windows whose ends are whole percentiles of the gaps, the one that lets the
+    /// most next requests find a ready replica while spending no more replica-seconds per gap than `budget`;
+    /// a window starting after 0 is a pre-warm, asked for `lead` seconds before it must be ready.
+    pub fn best_window(&self, budget: f64, lead: f64, prewarm: bool) -> Option<WarmWindow> {
+        if self.samples() == 0 {
+            return None;
+        }
+        let prefix = Prefix::new(&self.bins);
+        // Both edges of each percentile's bin, so a window can hold exactly the bins where gaps end.
+        let mut edges: Vec<usize> = (0..=100)
+            .filter_map(|k| self.quantile(f64::from(k) / 100.0))
+            .flat_map(|upper| [upper as usize - 1, upper as usize])
+            .collect();
+        edges.sort_unstable();
+        edges.dedup();
+        let lead = lead.max(0.0).ceil() as usize;
+        // Releasing at once costs nothing and catches nothing: the window to beat.
+        let mut best = (0.0, 0.0, WarmWindow { from: 0.0, until: 0.0 });
+        for (i, &ready_from) in edges.iter().enumerate() {
+            if ready_from > 0 && !prewarm {
+                break;
+            }
+            let from = ready_from.saturating_sub(lead);
+            for &until in &edges[i + 1..] {
+                let (cost, hits) = self.cost_and_hits(&prefix, from, ready_from, until);
+                if cost > budget {
+                    break; // longer windows from here cost more still
+                }
+                let (best_hits, best_cost, _) = best;
+                if hits > best_hits + 1e-12 || (hits > best_hits - 1e-12 && cost < best_cost) {
+                    best = (hits, cost, WarmWindow { from: from as f64, until: until as f64 });
+                }
+            }
+        }
+        Some(best.2)
+    }
+
+    /// Expected replica-seconds per gap of a fixed keep-alive of `keep` seconds (what Knative spends).
+    pub fn fixed_keep_alive_cost(&self, keep: f64) -> f64 {
+        if self.samples() == 0 {
+            return 0.0;
+        }
+        let prefix = Prefix::new(&self.bins);
+        let until = (keep.max(0.0).ceil() as usize).min(BINS);
+        self.cost_and_hits(&prefix, 0, 0, until).0
+    }
+}
+
+/// Running sums over the bins: `count[i]` gaps and `weighted[i]` their seconds (bin centres) below bin i.
+struct Prefix {
+    count: Vec<f64>,
+    weighted: Vec<f64>,
+}
+
+impl Prefix {
+    fn new(bins: &[u32]) -> Self {
+        let mut count = Vec::with_capacity(bins.len() + 1);
+        let mut weighted = Vec::with_capacity(bins.len() + 1);
+        let (mut c, mut w) = (0.0, 0.0);
+        count.push(c);
+        weighted.push(w);
+        for (bin, &n) in bins.iter().enumerate() {
+            c += f64::from(n);
+            w += f64::from(n) * (bin as f64 + 0.5);
+            count.push(c);
+            weighted.push(w);
+        }
+        Self { count, weighted }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +170,21 @@ mod tests {
         assert_eq!(h.quantile(0.8), Some(31.0));
         assert_eq!(h.quantile(1.0), None, "the longest gap is out of bounds");
         assert!((h.out_of_bounds_share() - 0.2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn best_window_spends_the_budget_where_the_gaps_are() {
+        // A timer every ~5 minutes: gaps of 290..310 s.
+        let mut h = IdleHistogram::default();
+        for i in 0..100 {
+            h.record(290.0 + f64::from(i % 21));
+        }
+        // Knative's 90 s keep-alive spends 90 s per gap and never sees the next request.
+        assert_eq!(h.fixed_keep_alive_cost(90.0), 90.0);
+        // The same budget placed on the gaps: pre-warm 5 s before 290 s, keep until the last gap ended.
+        let w = h.best_window(90.0, 5.0, true).expect("a window");
+        assert_eq!(w, WarmWindow { from: 285.0, until: 311.0 }, "gaps in bins 290..=310");
+        // Without pre-warming nothing within budget reaches the gaps: release at once.
+        assert_eq!(h.best_window(90.0, 5.0, false), Some(WarmWindow { from: 0.0, until: 0.0 }));
     }
 }

@@ -58,11 +58,7 @@ fn read_durations(path: &Path, text: &str) -> Result<HashMap<String, ServiceTime
     Ok(durations)
 }
 
-fn read_invocations(
-    path: &Path,
-    text: &str,
-    durations: &HashMap<String, ServiceTime>,
-) -> Result<Trace, ReadError> {
+fn read_invocations(path: &Path, text: &str, durations: &HashMap<String, ServiceTime>) -> Result<Trace, ReadError> {
     let mut lines = text.lines().enumerate();
     let minutes = lines.next().map_or(0, |(_, header)| header.trim().split(',').count().saturating_sub(4));
     if minutes == 0 {

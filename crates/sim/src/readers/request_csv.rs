@@ -74,7 +74,8 @@ fn timestamp(text: &str) -> Option<f64> {
     let mut ymd = date.split('-').map(str::parse::<i64>);
     let (year, month, day) = (ymd.next()?.ok()?, ymd.next()?.ok()?, ymd.next()?.ok()?);
     let mut hms = time.trim_end_matches('Z').split(':');
-    let (h, m, s) = (hms.next()?.parse::<f64>().ok()?, hms.next()?.parse::<f64>().ok()?, hms.next()?.parse::<f64>().ok()?);
+    let (h, m, s) =
+        (hms.next()?.parse::<f64>().ok()?, hms.next()?.parse::<f64>().ok()?, hms.next()?.parse::<f64>().ok()?);
     Some(days_from_civil(year, month, day) as f64 * 86_400.0 + h * 3600.0 + m * 60.0 + s)
 }
 
