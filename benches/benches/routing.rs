@@ -26,6 +26,7 @@ fn route(name: String, hosts: Vec<String>, prefix: String) -> NamedRoute {
             traffic,
             sticky_header: None,
             mirror: None,
+            fallback: None,
         },
     }
 }

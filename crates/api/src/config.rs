@@ -309,6 +309,23 @@ fn validate_route(field: &str, spec: &RouteSpec, revisions: &HashSet<&str>) -> R
             format!("percents sum to {sum}; they must sum to 100"),
         ));
     }
+    if let Some(fallback) = &spec.fallback {
+        match (&fallback.revision_name, &fallback.response) {
+            (Some(name), None) if !revisions.contains(name.as_str()) => {
+                return Err(ConfigError::invalid(
+                    format!("{field}.fallback"),
+                    format!("revisionName {name:?} is not a configured revision"),
+                ));
+            }
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => {
+                return Err(ConfigError::invalid(
+                    format!("{field}.fallback"),
+                    "needs exactly one of `revisionName` and `response`",
+                ));
+            }
+        }
+    }
     if let Some(mirror) = &spec.mirror
         && !revisions.contains(mirror.revision_name.as_str())
     {

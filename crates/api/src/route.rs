@@ -24,6 +24,39 @@ pub struct RouteSpec {
     pub sticky_header: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<MirrorTarget>,
+    /// What a request gets instead of a 503 when no replica of its revision turns ready within the
+    /// revision's cold-start timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<RouteFallback>,
+}
+
+/// A route's answer to a failed cold start: another revision (say, a small CPU model while the GPU one
+/// starts) or a fixed placeholder response. Exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteFallback {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<StaticResponse>,
+}
+
+/// A fixed response served by the gateway itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StaticResponse {
+    #[serde(default = "default_fallback_status")]
+    pub status: u16,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+fn default_fallback_status() -> u16 {
+    503
 }
 
 fn default_path_prefix() -> String {

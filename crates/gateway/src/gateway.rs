@@ -18,11 +18,14 @@ use swell_activator::{
     AcquireError, Admission, GatewayBody, Lease, LeaseBody, ProxyError, RequestBody, Upstream, Waiting,
     is_body_too_large, requested_upgrade,
 };
-use swell_router::{RequestView, Rolls, RouteTable};
+use swell_router::{Fallback, RequestView, Rolls, RouteTable};
 use tokio::time::Instant;
 
 /// Header on responses that waited for a replica to start: milliseconds waited.
 pub const COLD_START_HEADER: &str = "swell-cold-start";
+/// Header on responses served by a route's fallback after a failed cold start: the fallback revision's
+/// name, or `response` for the fixed placeholder.
+pub const FALLBACK_HEADER: &str = "swell-fallback";
 
 pub type Routes = RouteTable<Arc<RevisionHandle>>;
 
@@ -30,6 +33,7 @@ pub type Routes = RouteTable<Arc<RevisionHandle>>;
 struct Routed {
     revision: Arc<RevisionHandle>,
     mirror: Option<(Arc<RevisionHandle>, u64)>,
+    fallback: Option<Fallback<Arc<RevisionHandle>>>,
 }
 
 pub struct Gateway {
@@ -60,20 +64,21 @@ impl Gateway {
         routes.select_request(&RequestView::of(request), rolls).map(|selected| Routed {
             revision: selected.target.clone(),
             mirror: selected.mirror.map(|m| (m.target.clone(), m.max_body_bytes)),
+            fallback: selected.fallback.cloned(),
         })
     }
 
-    /// Serve one routed request within its deadline.
+    /// Serve one routed request: size checks and the mirror copy, then [`Gateway::dispatch`].
     async fn serve(
         &self,
-        revision: &RevisionHandle,
-        mirror: Option<(Arc<RevisionHandle>, u64)>,
+        routed: Routed,
         request: Request<Incoming>,
         peer: &Peer,
         start: Instant,
     ) -> Result<Response<GatewayBody>, ProxyError> {
-        let name = || revision.name.to_string();
-        let too_large = || ProxyError::BodyTooLarge { revision: Some(name()), limit: self.max_body_bytes };
+        let Routed { revision, mirror, fallback } = routed;
+        let too_large =
+            || ProxyError::BodyTooLarge { revision: Some(revision.name.to_string()), limit: self.max_body_bytes };
         if self.max_body_bytes > 0 && declared_length(&request).is_some_and(|len| len > self.max_body_bytes) {
             // Refused before it takes a slot or a byte of its body is read.
             return Err(too_large());
@@ -89,6 +94,21 @@ impl Gateway {
             let body = request.body_mut().tap(limit);
             copy.send(self.upstream.clone(), target, body, peer.forwarded_for.clone());
         }
+        self.dispatch(&revision, fallback, request, peer, start).await
+    }
+
+    /// Take a slot on `revision` (waiting if need be) and forward within the request's deadline. A cold
+    /// start that times out goes to the route's fallback when it has one.
+    async fn dispatch(
+        &self,
+        revision: &RevisionHandle,
+        fallback: Option<Fallback<Arc<RevisionHandle>>>,
+        mut request: Request<RequestBody>,
+        peer: &Peer,
+        start: Instant,
+    ) -> Result<Response<GatewayBody>, ProxyError> {
+        let name = || revision.name.to_string();
+        let too_large = || ProxyError::BodyTooLarge { revision: Some(name()), limit: self.max_body_bytes };
         let deadline = start + revision.options.timeout;
         let (lease, cold) = match revision.throttler.admit(start.into_std()) {
             Ok(Admission::Granted(lease)) => (lease, false),
@@ -96,7 +116,13 @@ impl Gateway {
                 // Only a wait that began with no replica at all is a cold start; waiting for a busy one is
                 // queueing.
                 let cold = waiting.cold();
-                (self.wait(revision, waiting, start, deadline).await?, cold)
+                match self.wait(revision, waiting, start, deadline).await {
+                    Ok(lease) => (lease, cold),
+                    Err(ProxyError::ColdStartTimeout { .. }) if fallback.is_some() => {
+                        return self.fall_back(revision, fallback, request, peer).await;
+                    }
+                    Err(error) => return Err(error),
+                }
             }
             Err(AcquireError::QueueFull) => return Err(ProxyError::QueueFull { revision: name() }),
             Err(AcquireError::Closed) => return Err(ProxyError::Unavailable { revision: name() }),
@@ -131,6 +157,35 @@ impl Gateway {
             response.headers_mut().insert(COLD_START_HEADER, HeaderValue::from(waited.as_millis() as u64));
         }
         Ok(response)
+    }
+
+    /// Serve a request whose revision did not start in time from the route's fallback: a fixed response,
+    /// or another revision (with no further fallback, so fallbacks never chain or loop).
+    async fn fall_back(
+        &self,
+        revision: &RevisionHandle,
+        fallback: Option<Fallback<Arc<RevisionHandle>>>,
+        request: Request<RequestBody>,
+        peer: &Peer,
+    ) -> Result<Response<GatewayBody>, ProxyError> {
+        match fallback {
+            Some(Fallback::Response(reply)) => {
+                let mut response = Response::new(GatewayBody::local(reply.body.clone()));
+                *response.status_mut() = reply.status;
+                *response.headers_mut() = reply.headers.clone();
+                response.headers_mut().insert(FALLBACK_HEADER, HeaderValue::from_static("response"));
+                Ok(response)
+            }
+            Some(Fallback::Revision { target, .. }) => {
+                // Boxed: the recursion is rare (only after a failed cold start) and must not size every call.
+                let mut response = Box::pin(self.dispatch(&target, None, request, peer, Instant::now())).await?;
+                if let Ok(value) = HeaderValue::from_str(&target.name) {
+                    response.headers_mut().insert(FALLBACK_HEADER, value);
+                }
+                Ok(response)
+            }
+            None => Err(ProxyError::ColdStartTimeout { revision: revision.name.to_string() }),
+        }
     }
 
     /// The slow path: wait in the revision's queue, bounded by the cold-start timeout and the deadline.
@@ -182,11 +237,12 @@ fn declared_length<B>(request: &Request<B>) -> Option<u64> {
 impl Handler for Gateway {
     async fn call(&self, request: Request<Incoming>, peer: &Peer) -> Response<GatewayBody> {
         let start = Instant::now();
-        let Some(Routed { revision, mirror }) = self.route(&request) else {
+        let Some(routed) = self.route(&request) else {
             self.metrics.unrouted.inc();
             return ProxyError::NoRoute.into_response();
         };
-        let response = match self.serve(&revision, mirror, request, peer, start).await {
+        let revision = routed.revision.clone();
+        let response = match self.serve(routed, request, peer, start).await {
             Ok(response) => response,
             Err(error) => {
                 tracing::debug!(revision = %revision.name, %error, "request failed");

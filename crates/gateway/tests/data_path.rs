@@ -338,3 +338,59 @@ routes:
     let (_, body) = tokio::time::timeout(Duration::from_secs(5), seen_rx.recv()).await.unwrap().unwrap();
     assert_eq!(&body[..], b"canary please");
 }
+
+#[tokio::test]
+async fn a_failed_cold_start_falls_back_to_a_placeholder_or_another_revision() {
+    let small = backend(|_| Response::new(full("small model"))).await;
+    let config = LocalConfig::parse(
+        r#"
+revisions:
+  - {name: big, endpoints: ["127.0.0.1:1"]}
+  - {name: small, endpoints: ["127.0.0.1:1"]}
+routes:
+  - name: placeholder
+    pathPrefix: /placeholder
+    traffic: [{revisionName: big, percent: 100}]
+    fallback: {response: {status: 200, body: "warming up, try again soon", headers: {content-type: text/plain}}}
+  - name: degrade
+    pathPrefix: /degrade
+    traffic: [{revisionName: big, percent: 100}]
+    fallback: {revisionName: small}
+"#,
+    )
+    .unwrap();
+    let metrics = Metrics::new();
+    let big = RevisionHandle::new("big", options(Duration::from_millis(200)), &metrics, Arc::new(|| {}));
+    let small_handle = RevisionHandle::new("small", options(Duration::from_secs(5)), &metrics, Arc::new(|| {}));
+    small_handle.throttler.set_endpoints(&[small]);
+    let set = RevisionSet::new([big, small_handle]);
+    let routes = RouteTable::build(&config.routes, |n| set.get(n).cloned()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(swell_gateway::serve(
+        listener,
+        Gateway::new(routes, metrics, 0),
+        ServerLimits::default(),
+        std::future::pending(),
+    ));
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let get = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let response = client
+                .request(Request::get(format!("http://{addr}{path}")).body(Full::default()).unwrap())
+                .await
+                .unwrap();
+            let (parts, body) = response.into_parts();
+            (parts, String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap())
+        }
+    };
+    let (parts, body) = get("/placeholder/x").await;
+    assert_eq!((parts.status.as_u16(), body.as_str()), (200, "warming up, try again soon"));
+    assert_eq!(parts.headers["content-type"], "text/plain");
+    assert_eq!(parts.headers["swell-fallback"], "response");
+
+    let (parts, body) = get("/degrade/x").await;
+    assert_eq!((parts.status.as_u16(), body.as_str()), (200, "small model"));
+    assert_eq!(parts.headers["swell-fallback"], "small");
+}

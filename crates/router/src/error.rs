@@ -37,6 +37,8 @@ pub enum RouteError {
 
     #[error("route {route:?}: mirror.percent {percent} is out of range; allowed: 0 to 100")]
     MirrorPercent { route: String, percent: u32 },
+    #[error("route {route:?}: fallback: {reason}")]
+    BadFallback { route: String, reason: String },
 
     #[error("route {route:?}: name is used by more than one route")]
     DuplicateName { route: String },

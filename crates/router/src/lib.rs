@@ -4,6 +4,7 @@
 //! request path, so it is tested with tables, not sockets.
 
 mod error;
+mod fallback;
 mod header_match;
 mod host;
 mod mirror;
@@ -17,6 +18,7 @@ mod table;
 mod tag;
 
 pub use error::RouteError;
+pub use fallback::{Fallback, StaticReply};
 pub use mirror::{DEFAULT_MIRROR_MAX_BODY_BYTES, Mirror};
 pub use request::{RequestView, Rolls};
 pub use selected::{Pick, Selected};

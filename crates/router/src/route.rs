@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use http::{HeaderMap, HeaderName};
 use swell_api::NamedRoute;
 
+use crate::fallback::Fallback;
 use crate::header_match::{self, HeaderCondition};
 use crate::host::{HostMatch, HostPattern};
 use crate::mirror::MirrorRule;
@@ -27,6 +28,7 @@ pub(crate) struct Route<T> {
     split: Split,
     sticky: Option<HeaderName>,
     mirror: Option<MirrorRule<T>>,
+    fallback: Option<Fallback<T>>,
 }
 
 #[derive(Debug, Clone)]
@@ -111,8 +113,9 @@ impl<T> Route<T> {
             targets.push(Target { revision: target.revision_name.clone(), tag: target.tag.clone(), handle });
         }
         let mirror = spec.mirror.as_ref().map(|mirror| MirrorRule::compile(name, mirror, resolve)).transpose()?;
+        let fallback = spec.fallback.as_ref().map(|fallback| Fallback::compile(name, fallback, resolve)).transpose()?;
         let tag_hosts = tag_hosts(&hosts, &targets);
-        Ok(Self { name: name.clone(), hosts, tag_hosts, prefix, headers, targets, split, sticky, mirror })
+        Ok(Self { name: name.clone(), hosts, tag_hosts, prefix, headers, targets, split, sticky, mirror, fallback })
     }
 
     /// The most specific way this route's hosts (tag hosts included) match the request host, if any does.
@@ -162,6 +165,7 @@ impl<T> Route<T> {
             tag: target.tag.as_deref(),
             pick,
             mirror: self.mirror.as_ref().and_then(|mirror| mirror.pick(rolls.mirror)),
+            fallback: self.fallback.as_ref(),
         })
     }
 

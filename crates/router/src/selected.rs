@@ -1,7 +1,7 @@
 //! The answer to "which revision serves this request": the route, the target and how it was chosen, plus an
 //! optional mirror. Only references into the table, so handing it out costs nothing.
 
-use crate::Mirror;
+use crate::{Fallback, Mirror};
 
 /// What [`crate::RouteTable::select`] picked for a request.
 #[derive(Debug)]
@@ -15,6 +15,8 @@ pub struct Selected<'a, T> {
     pub pick: Pick,
     /// Where to send a copy of the request too, when the route mirrors and the mirror roll says so.
     pub mirror: Option<Mirror<'a, T>>,
+    /// What to do instead of a 503 when the revision has no ready replica within its cold-start timeout.
+    pub fallback: Option<&'a Fallback<T>>,
 }
 
 // Manual impls: a `Selected` is only references, so it is `Copy` whatever `T` is.

@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     init_tracing(cli.log_json);
     match cli.command {
         Command::Serve { config, worker_threads } => serve::main(&config, worker_threads),
-        Command::Check { config } => match swell_api::LocalConfig::load(&config) {
+        Command::Check { config } => match serve::load_checked(&config) {
             Ok(_) => {
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS

@@ -32,6 +32,7 @@ fn route(name: &str, hosts: &[&str], prefix: &str, traffic: Vec<TrafficTarget>) 
             traffic,
             sticky_header: None,
             mirror: None,
+            fallback: None,
         },
     }
 }

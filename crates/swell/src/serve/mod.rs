@@ -23,8 +23,15 @@ use tokio::sync::{mpsc, watch};
 
 use crate::EXIT_BAD_CONFIG;
 
+/// Load a config file and check everything `serve` would refuse, routes compiled included.
+pub(crate) fn load_checked(config_path: &Path) -> Result<LocalConfig, String> {
+    let config = LocalConfig::load(config_path).map_err(|error| error.to_string())?;
+    RouteTable::build(&config.routes, |name| config.revision(name).map(|_| ())).map_err(|error| error.to_string())?;
+    Ok(config)
+}
+
 pub fn main(config_path: &Path, worker_threads: Option<usize>) -> ExitCode {
-    let config = match LocalConfig::load(config_path) {
+    let config = match load_checked(config_path) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("error: {error}");
