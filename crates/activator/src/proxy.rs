@@ -18,6 +18,10 @@ use crate::endpoint::Endpoint;
 /// Idle upstream connections are closed after this; replicas come and go, so don't hold sockets forever.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle keep-alive connections kept per replica (nginx's `keepalive` analogue). A burst of thousands of
+/// concurrent requests opens as many connections; keeping them all idle afterwards would hold their buffers
+/// (about 16 KiB each) for the idle timeout.
+const POOL_MAX_IDLE_PER_REPLICA: usize = 256;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -47,6 +51,7 @@ impl Upstream {
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let http1 = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_REPLICA)
             .pool_timer(TokioTimer::new())
             // We always send the client's own Host; don't let the client library substitute the replica's.
             .set_host(false)

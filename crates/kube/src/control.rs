@@ -1,20 +1,39 @@
-//! `swell control`: the controller (and, once wired, the autoscaler) in the cluster. Every replica
-//! campaigns for the Lease; the leader runs the controllers, a replica that loses the Lease stops them
-//! and campaigns again.
+//! `swell control`: the controller and the autoscaler in the cluster. Every replica keeps watch caches
+//! of Revisions and Swell's Deployments, watches the `swell-autoscaler` ConfigMap, accepts gateway
+//! statistics on its HTTP listener and runs the deciders; only the replica holding the Lease runs the
+//! controllers and sends scale PATCHes. A replica that loses the Lease stops them and campaigns again;
+//! the standby that wins already has warm caches and decider windows.
 
-use crate::context::Context;
+use crate::autoscale::{Autoscaler, ControlEndpoint};
+use crate::context::{Context, rfc3339_now};
 use crate::controller;
-use crate::error::Result;
+use crate::crd::Revision;
+use crate::error::{Error, Result};
+use crate::labels;
 use crate::leader;
+use crate::metrics::ControlMetrics;
 use crate::pool::{PLACEMENT_CONFIG_MAP, Pools};
+use crate::settings_watch::SettingsReloader;
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use swell_api::settings::AutoscalerSettings;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 /// The ConfigMap with Knative `config-autoscaler` keys.
 pub const AUTOSCALER_CONFIG_MAP: &str = "swell-autoscaler";
+
+/// Gateway messages waiting for the autoscaler; beyond this a gateway gets a 503 (one report per gateway
+/// per second, so this is room for hundreds of gateways falling a few seconds behind).
+const INBOX: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct ControlOptions {
@@ -22,6 +41,8 @@ pub struct ControlOptions {
     pub namespace: String,
     /// This replica's name in the Lease (the pod name).
     pub identity: String,
+    /// The HTTP listener: gateway stats and pokes, `/metrics`, `/healthz`.
+    pub listen: SocketAddr,
 }
 
 /// A client from the in-cluster service account, or the kubeconfig outside a cluster.
@@ -29,32 +50,84 @@ pub async fn connect() -> Result<kube::Client> {
     Ok(kube::Client::try_default().await?)
 }
 
-/// Runs until the process is stopped; returns only on a setup error.
+/// Runs until the process is stopped; returns only on a setup error. Dropping the future stops every
+/// task it started.
 pub async fn run(client: kube::Client, options: ControlOptions) -> Result<()> {
     let (pools, settings) = load_config(&client, &options.namespace).await?;
-    let ctx = Arc::new(Context::new(client.clone(), pools, settings));
-    let mut leading = leader::campaign(client, &options.namespace, &options.identity).await?;
+    let metrics = ControlMetrics::new();
+    let (settings_tx, settings_rx) = watch::channel(Arc::new(settings));
+    let (_pools_tx, pools_rx) = watch::channel(Arc::new(pools));
+    let ctx =
+        Arc::new(Context { client: client.clone(), pools: pools_rx, settings: settings_rx.clone(), now: rfc3339_now });
+    let mut tasks = JoinSet::new();
+
+    let reloader = SettingsReloader::new(client.clone(), settings_tx, metrics.clone(), &options.identity);
+    let (c, ns) = (client.clone(), options.namespace.clone());
+    tasks.spawn(async move { reloader.run(c, &ns, AUTOSCALER_CONFIG_MAP).await });
+
+    let revisions = cache(&mut tasks, Api::<Revision>::all(client.clone()), watcher::Config::default());
+    let managed = format!("{}=swell", labels::MANAGED_BY);
+    let deployments =
+        cache(&mut tasks, Api::<Deployment>::all(client.clone()), watcher::Config::default().labels(&managed));
+
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| Error::Io { what: format!("binding {}", options.listen), source })?;
+    let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
+    let endpoint = Arc::new(ControlEndpoint::new(inbox_tx, metrics.clone()));
+    tasks.spawn(swell_gateway::serve(
+        listener,
+        endpoint,
+        swell_gateway::ServerLimits::default(),
+        std::future::pending(),
+    ));
+    tracing::info!(listen = %options.listen, "accepting gateway statistics");
+
+    let mut leading = leader::campaign(client.clone(), &options.namespace, &options.identity).await?;
+    let autoscaler = Autoscaler::new(client, revisions, deployments, settings_rx, metrics);
+    tasks.spawn(autoscaler.run(inbox_rx, leading.clone(), std::future::pending()));
     loop {
         // Wait to lead, then run the controllers until leadership is lost.
         if leading.wait_for(|lead| *lead).await.is_err() {
             return Ok(());
         }
-        tracing::info!(identity = %options.identity, "leading: starting controllers");
+        tracing::info!(identity = %options.identity, "leading: starting controllers, scaling");
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut lost = leading.clone();
         let controllers = controller::run(ctx.clone(), stop_rx);
         tokio::select! {
             () = controllers => {}
             _ = lost.wait_for(|lead| !*lead) => {
-                tracing::warn!("lost the lease: stopping controllers");
+                tracing::warn!("lost the lease: stopping controllers and scaling");
                 let _ = stop_tx.send(true);
             }
         }
     }
 }
 
-/// Burst pools and autoscaler settings, read once at start. A bad ConfigMap falls back to the defaults
-/// with an error log rather than refusing to start (DESIGN.md §9: keep the last good config).
+/// A watch cache of `api`, kept by a task in `tasks`. Managed fields are dropped: nothing reads them.
+fn cache<K>(tasks: &mut JoinSet<()>, api: Api<K>, config: watcher::Config) -> Store<K>
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects();
+    tasks.spawn(stream.for_each(|res| async move {
+        if let Err(error) = res {
+            tracing::debug!(%error, "watch cache");
+        }
+    }));
+    store
+}
+
+/// Burst pools and autoscaler settings, read once at start (the autoscaler settings are then watched).
+/// A bad ConfigMap falls back to the defaults with an error log rather than refusing to start
+/// (DESIGN.md §9: keep the last good config).
 async fn load_config(client: &kube::Client, ns: &str) -> Result<(Pools, AutoscalerSettings)> {
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let data = |cm: Option<ConfigMap>| cm.and_then(|cm| cm.data).unwrap_or_default();

@@ -15,6 +15,12 @@ pub enum Error {
     NoNamespace { kind: &'static str, name: String },
     #[error("leader election: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -25,6 +31,7 @@ impl Error {
             Error::Json { .. } => "json",
             Error::NoNamespace { .. } => "no_namespace",
             Error::Lease(_) => "lease",
+            Error::Io { .. } => "io",
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The Kubernetes subcommands: `swell crds` prints the CRDs (what `deploy/crds/` holds), `swell control`
-//! runs the leader-elected controller in the cluster. The logic lives in `swell-kube`; this module only
+//! runs the leader-elected controller and autoscaler in the cluster, `swell gateway` the data path there. The logic lives in `swell-kube`; this module only
 //! turns command-line arguments and the pod's environment into its options.
 
 use anyhow::Context as _;
@@ -19,6 +19,9 @@ pub struct ControlArgs {
     /// This replica's identity in the Lease [default: $POD_NAME, else the host name].
     #[arg(long)]
     pub identity: Option<String>,
+    /// Where gateways push statistics and pokes, and Prometheus scrapes `/metrics`.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub listen: std::net::SocketAddr,
 }
 
 /// `swell control`: in-cluster (or kubeconfig) client, then the controller until stopped.
@@ -31,6 +34,7 @@ pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
             .or_else(|| env("POD_NAME"))
             .or_else(|| env("HOSTNAME"))
             .context("no identity: pass --identity or set POD_NAME")?,
+        listen: args.listen,
     };
     let client = swell_kube::control::connect().await.context("connecting to the Kubernetes API")?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -38,6 +42,53 @@ pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
         res = swell_kube::control::run(client, options) => res.context("swell control")?,
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
         // Returning drops the Lease watch receiver, which releases the Lease: the standby takes over at once.
+        _ = term.recv() => tracing::info!("terminated"),
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GatewayArgs {
+    /// Where clients connect.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// `/metrics`, `/healthz`, `/readyz`, `/v1/status`.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub admin_listen: std::net::SocketAddr,
+    /// `host:port` of the headless swell-control Service; stats and pokes go to every address it resolves to.
+    #[arg(long, default_value = "swell-control.swell-system.svc:9090")]
+    pub control: String,
+    /// This replica's name in stats reports [default: $POD_NAME, else the host name].
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// Requests a revision may hold waiting for a replica before answering 503.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_queued_requests: usize,
+    /// Largest request body accepted (larger gets 413); 0 means no limit.
+    #[arg(long, default_value_t = 0)]
+    pub max_body_bytes: u64,
+}
+
+/// `swell gateway`: routes, activates and reports statistics, from Routes, Revisions and EndpointSlices.
+pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    let options = swell_kube::gateway::GatewayOptions {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        control: args.control,
+        identity: args
+            .identity
+            .or_else(|| env("POD_NAME"))
+            .or_else(|| env("HOSTNAME"))
+            .context("no identity: pass --identity or set POD_NAME")?,
+        max_queued: args.max_queued_requests,
+        max_body_bytes: args.max_body_bytes,
+    };
+    let client = swell_kube::control::connect().await.context("connecting to the Kubernetes API")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        res = swell_kube::gateway::run(client, options) => res.context("swell gateway")?,
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
         _ = term.recv() => tracing::info!("terminated"),
     }
     Ok(())

@@ -65,7 +65,23 @@ pub(crate) struct Revision {
     pub handle: Arc<RevisionHandle>,
 }
 
+/// Every held request is an open socket: raise the soft open-files limit to the hard one, as servers do,
+/// so a burst of waiting clients is not cut off at the common default of 1024.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(%error, soft, hard, "cannot raise the open-files limit");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read the open-files limit"),
+    }
+}
+
 async fn run(config: LocalConfig, config_path: &Path) -> anyhow::Result<ExitCode> {
+    raise_open_files_limit();
     let metrics = Metrics::new();
     let (poke_tx, poke_rx) = mpsc::unbounded_channel::<usize>();
     let mut revisions = Vec::with_capacity(config.revisions.len());

@@ -66,6 +66,18 @@ pub struct TraceArgs {
     /// Worker threads (0 = one per core).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
+    /// Compress time K-fold: arrivals, service times and the trace's length divided by K (a live replay of a
+    /// slice in a few minutes of wall time). Start times and autoscaler settings are not scaled: pass the
+    /// compressed ones.
+    #[arg(long, value_name = "K", default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// A Knative `config-autoscaler` key for knative-kpa and swell, as in a config file's `autoscaler:`
+    /// section (e.g. `stable-window=6s`); repeat for more keys.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub autoscaler: Vec<String>,
+    /// Write the replayed requests as CSV (`revision,arrival_s,service_s`, after --time-scale).
+    #[arg(long, value_name = "FILE", requires = "trace")]
+    pub requests_out: Option<PathBuf>,
 }
 
 pub fn run(args: &TraceArgs) -> Result<()> {
@@ -77,11 +89,22 @@ pub fn run(args: &TraceArgs) -> Result<()> {
         per_context_token: args.per_context_token,
         per_generated_token: args.per_generated_token,
     };
-    let trace = swell_sim::read(path, format, &model)?;
+    let mut trace = swell_sim::read(path, format, &model)?;
+    if args.time_scale != 1.0 || args.requests_out.is_some() {
+        if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
+            bail!("--time-scale {}: expected a number greater than 0", args.time_scale);
+        }
+        trace = compress(&trace, args.seed, args.time_scale);
+    }
+    if let Some(file) = &args.requests_out {
+        std::fs::write(file, requests_csv(&trace)).with_context(|| format!("writing {}", file.display()))?;
+    }
+    let autoscaler = autoscaler_settings(&args.autoscaler)?;
     let swell = SwellSettings {
         keep_alive_budget: args.keep_alive_budget,
         prewarm: !args.no_prewarm,
         burst_spikes: args.burst_spikes,
+        autoscaler: autoscaler.clone(),
         ..SwellSettings::default()
     };
     let policies = args
@@ -89,6 +112,7 @@ pub fn run(args: &TraceArgs) -> Result<()> {
         .split(',')
         .map(|name| match PolicyKind::by_name(name)? {
             PolicyKind::Swell(_) => Ok(PolicyKind::Swell(swell.clone())),
+            PolicyKind::KnativeKpa(_) => Ok(PolicyKind::KnativeKpa(autoscaler.clone())),
             other => Ok(other),
         })
         .collect::<Result<Vec<_>, String>>()
@@ -132,6 +156,52 @@ pub fn run(args: &TraceArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--autoscaler KEY=VALUE` pairs as Knative settings (defaults for keys not given).
+fn autoscaler_settings(pairs: &[String]) -> Result<swell_api::settings::AutoscalerSettings> {
+    let mut map = std::collections::BTreeMap::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!("--autoscaler {pair:?}: expected KEY=VALUE, e.g. stable-window=6s");
+        };
+        map.insert(key.trim().to_owned(), value.trim().to_owned());
+    }
+    swell_api::settings::AutoscalerSettings::from_map(&map).map_err(|e| anyhow::anyhow!("--autoscaler: {e}"))
+}
+
+/// The trace with every revision's requests drawn (as the replay would draw them with `seed`) and time
+/// divided by `scale`: the same requests, `scale` times faster.
+fn compress(trace: &swell_sim::Trace, seed: u64, scale: f64) -> swell_sim::Trace {
+    let revisions = trace
+        .revisions
+        .iter()
+        .enumerate()
+        .map(|(index, revision)| {
+            let requests = revision
+                .requests(seed, index)
+                .into_iter()
+                .map(|r| swell_sim::Request { arrival: r.arrival / scale, service: r.service / scale })
+                .collect();
+            swell_sim::RevisionTrace {
+                name: revision.name.clone(),
+                arrivals: swell_sim::Arrivals::Exact(requests),
+                service: swell_sim::ServiceTime::PerRequest,
+            }
+        })
+        .collect();
+    swell_sim::Trace { revisions, duration: trace.duration / scale }
+}
+
+/// `revision,arrival_s,service_s`, one row per request, revision by revision.
+fn requests_csv(trace: &swell_sim::Trace) -> String {
+    let mut out = String::from("revision,arrival_s,service_s\n");
+    for (index, revision) in trace.revisions.iter().enumerate() {
+        for r in revision.requests(0, index) {
+            out.push_str(&format!("{},{:.6},{:.6}\n", revision.name, r.arrival, r.service));
+        }
+    }
+    out
+}
+
 /// The keep-alive sweep: Knative's grace period, Swell's idle-gap quantile.
 fn sweep(trace: &swell_sim::Trace, config: &RunConfig, swell: &SwellSettings) -> Result<Vec<TradeoffCurve>> {
     let mut kpa = Vec::new();
@@ -161,4 +231,44 @@ fn sweep(trace: &swell_sim::Trace, config: &RunConfig, swell: &SwellSettings) ->
         curves.push(TradeoffCurve { name: name.into(), points });
     }
     Ok(curves)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swell_sim::{Arrivals, RevisionTrace, ServiceTime, Trace};
+
+    #[test]
+    fn time_scale_replays_the_same_requests_faster() {
+        let revision = RevisionTrace {
+            name: "f".into(),
+            arrivals: Arrivals::PerMinute(vec![3, 0, 2]),
+            service: ServiceTime::Percentiles(vec![(0.0, 0.5), (1.0, 1.5)]),
+        };
+        let trace = Trace { revisions: vec![revision.clone(), revision], duration: 180.0 };
+        let fast = compress(&trace, 7, 10.0);
+        assert_eq!(fast.duration, 18.0);
+        for (index, (slow, fast)) in trace.revisions.iter().zip(&fast.revisions).enumerate() {
+            let (slow, fast) = (slow.requests(7, index), fast.requests(7, index));
+            assert_eq!(slow.len(), 5);
+            assert_eq!(slow.len(), fast.len());
+            for (s, f) in slow.iter().zip(&fast) {
+                assert!((s.arrival / 10.0 - f.arrival).abs() < 1e-12);
+                assert!((s.service / 10.0 - f.service).abs() < 1e-12);
+            }
+        }
+        let csv = requests_csv(&fast);
+        assert!(csv.starts_with("revision,arrival_s,service_s\nf,"));
+        assert_eq!(csv.lines().count(), 11);
+    }
+
+    #[test]
+    fn autoscaler_pairs_are_knative_keys() {
+        let settings = autoscaler_settings(&["stable-window=6s".into(), "scale-to-zero-grace-period=3s".into()])
+            .expect("valid keys");
+        assert_eq!(settings.stable_window, Duration::from_secs(6));
+        assert_eq!(settings.scale_to_zero_grace_period, Duration::from_secs(3));
+        assert!(autoscaler_settings(&["stable-window=1s".into()]).is_err(), "below Knative's 6 s");
+        assert!(autoscaler_settings(&["no-equals".into()]).is_err());
+    }
 }
