@@ -9,6 +9,7 @@ use http::{Request, Response, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 use swell_api::Protocol;
@@ -68,36 +69,41 @@ impl Upstream {
     }
 
     /// Send `request` to `endpoint`. `client` is the downstream peer's IP as a header value, made once
-    /// per connection, for `x-forwarded-for`.
-    pub async fn forward(
+    /// per connection, for `x-forwarded-for`. The returned future owns everything it needs, so callers can
+    /// start it from a borrowed (e.g. thread-local) `Upstream`.
+    pub fn forward(
         &self,
         mut request: Request<RequestBody>,
         endpoint: &Endpoint,
         client: &HeaderValue,
         protocol: Protocol,
-    ) -> Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
+    ) -> impl Future<Output = Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>> + Send + use<>
+    {
         prepare_request(&mut request, endpoint, client, protocol);
         let id = request.headers().get(&X_REQUEST_ID).cloned();
-        let mut response = match protocol {
-            Protocol::Http1 => self.http1.request(request).await?,
-            Protocol::H2c => self.h2c.request(request).await?,
+        let sent = match protocol {
+            Protocol::Http1 => self.http1.request(request),
+            Protocol::H2c => self.h2c.request(request),
         };
-        let switching = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-        let headers = response.headers_mut();
-        let upgrade = if switching { headers.get(header::UPGRADE).cloned() } else { None };
-        strip_hop_by_hop(headers);
-        if let Some(upgrade) = upgrade {
-            // A 101 must tell the client what it switched to.
-            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            headers.insert(header::UPGRADE, upgrade);
+        async move {
+            let mut response = sent.await?;
+            let switching = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+            let headers = response.headers_mut();
+            let upgrade = if switching { headers.get(header::UPGRADE).cloned() } else { None };
+            strip_hop_by_hop(headers);
+            if let Some(upgrade) = upgrade {
+                // A 101 must tell the client what it switched to.
+                headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                headers.insert(header::UPGRADE, upgrade);
+            }
+            // Echo the id so a client can quote it when asking about its request.
+            if let Some(id) = id
+                && !headers.contains_key(&X_REQUEST_ID)
+            {
+                headers.insert(X_REQUEST_ID.clone(), id);
+            }
+            Ok(response)
         }
-        // Echo the id so a client can quote it when asking about its request.
-        if let Some(id) = id
-            && !headers.contains_key(&X_REQUEST_ID)
-        {
-            headers.insert(X_REQUEST_ID.clone(), id);
-        }
-        Ok(response)
     }
 }
 

@@ -36,9 +36,15 @@ struct Routed {
     fallback: Option<Fallback<Arc<RevisionHandle>>>,
 }
 
+thread_local! {
+    /// One upstream pool per thread. A pooled connection's task runs on the thread that opened it; reusing
+    /// it from that thread (each gateway thread runs its own single-threaded runtime) avoids cross-thread
+    /// wake-ups on every request.
+    static UPSTREAM: Upstream = Upstream::new();
+}
+
 pub struct Gateway {
     routes: ArcSwap<Routes>,
-    upstream: Upstream,
     metrics: Metrics,
     /// Largest request body forwarded (413 above); 0 = no limit.
     max_body_bytes: u64,
@@ -46,7 +52,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(routes: Routes, metrics: Metrics, max_body_bytes: u64) -> Arc<Self> {
-        Arc::new(Gateway { routes: ArcSwap::from_pointee(routes), upstream: Upstream::new(), metrics, max_body_bytes })
+        Arc::new(Gateway { routes: ArcSwap::from_pointee(routes), metrics, max_body_bytes })
     }
 
     /// Swap in a new route table; requests already routed keep the revision they got.
@@ -92,7 +98,7 @@ impl Gateway {
         let mut request = request.map(|body| RequestBody::new(body, self.max_body_bytes));
         if let Some((copy, target, limit)) = copy {
             let body = request.body_mut().tap(limit);
-            copy.send(self.upstream.clone(), target, body, peer.forwarded_for.clone());
+            copy.send(UPSTREAM.with(Upstream::clone), target, body, peer.forwarded_for.clone());
         }
         self.dispatch(&revision, fallback, request, peer, start).await
     }
@@ -131,10 +137,8 @@ impl Gateway {
         // The client side of a protocol switch (WebSocket), taken before the request is sent on.
         let client_upgrade = requested_upgrade(request.headers()).map(|_| hyper::upgrade::on(&mut request));
         let protocol = revision.options.protocol;
-        let forwarded = tokio::time::timeout_at(
-            deadline,
-            self.upstream.forward(request, lease.endpoint(), &peer.forwarded_for, protocol),
-        );
+        let sent = UPSTREAM.with(|upstream| upstream.forward(request, lease.endpoint(), &peer.forwarded_for, protocol));
+        let forwarded = tokio::time::timeout_at(deadline, sent);
         let mut response = match forwarded.await {
             Ok(Ok(response)) => response,
             Ok(Err(source)) if is_body_too_large(&source) => return Err(too_large()),

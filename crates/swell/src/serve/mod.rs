@@ -7,6 +7,7 @@ mod autoscale;
 mod observer;
 mod reload;
 mod status;
+mod workers;
 
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -38,18 +39,18 @@ pub fn main(config_path: &Path, worker_threads: Option<usize>) -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = worker_threads {
-        builder.worker_threads(threads.max(1));
-    }
-    let runtime = match builder.enable_all().build() {
+    // The control plane (autoscaler, platform, admin) is light: one thread. Requests run on the gateway's
+    // own worker threads (see `workers`).
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, config_path)) {
+    let gateway_threads =
+        worker_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    match runtime.block_on(run(config, config_path, gateway_threads)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -80,7 +81,7 @@ fn raise_open_files_limit() {
     }
 }
 
-async fn run(config: LocalConfig, config_path: &Path) -> anyhow::Result<ExitCode> {
+async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) -> anyhow::Result<ExitCode> {
     raise_open_files_limit();
     let metrics = Metrics::new();
     let (poke_tx, poke_rx) = mpsc::unbounded_channel::<usize>();
@@ -131,26 +132,24 @@ async fn run(config: LocalConfig, config_path: &Path) -> anyhow::Result<ExitCode
     let status = status::source(revisions.clone(), config.routes.clone(), platform.clone(), decisions);
     let admin = Admin::new(metrics.clone(), status);
 
-    let gateway_listener = TcpListener::bind(config.gateway.listen)
-        .await
-        .with_context(|| format!("gateway.listen {}: cannot bind", config.gateway.listen))?;
-    let admin_listener = TcpListener::bind(config.admin.listen)
-        .await
-        .with_context(|| format!("admin.listen {}: cannot bind", config.admin.listen))?;
-    tracing::info!(
-        gateway = %gateway_listener.local_addr()?,
-        admin = %admin_listener.local_addr()?,
-        revisions = revisions.len(),
-        routes = config.routes.len(),
-        "swell serve is up"
-    );
-
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let limits = ServerLimits { max_header_bytes: config.gateway.max_header_bytes };
-    let gateway_task = tokio::spawn(swell_gateway::serve(gateway_listener, gateway, limits, stopped(stop_rx.clone())));
+    let (gateway_addr, gateway_workers) =
+        workers::start(config.gateway.listen, gateway_threads, gateway, limits, || Box::pin(stopped(stop_rx.clone())))?;
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("admin.listen {}: cannot bind", config.admin.listen))?;
+    tracing::info!(
+        gateway = %gateway_addr,
+        admin = %admin_listener.local_addr()?,
+        gateway_threads,
+        revisions = revisions.len(),
+        routes = config.routes.len(),
+        "swell serve is up"
+    );
     let admin_task = tokio::spawn(swell_gateway::serve(
         admin_listener,
         admin.clone(),
@@ -176,7 +175,13 @@ async fn run(config: LocalConfig, config_path: &Path) -> anyhow::Result<ExitCode
     let _ = stop_tx.send(true);
     let _ = scaler_task.await;
     let _ = reload_task.await;
-    let _ = gateway_task.await;
+    // The workers finish their connections (bounded by the server's shutdown grace) off this runtime.
+    let _ = tokio::task::spawn_blocking(move || {
+        for worker in gateway_workers {
+            let _ = worker.join();
+        }
+    })
+    .await;
     platform.shutdown().await;
     let _ = admin_task.await;
     tracing::info!("stopped");
