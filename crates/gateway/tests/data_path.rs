@@ -13,50 +13,11 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use swell_api::{LocalConfig, Protocol};
-use swell_gateway::{Gateway, Metrics, RevisionHandle, RevisionOptions, RevisionSet, ServerLimits};
-use swell_router::RouteTable;
-use tokio::net::TcpListener;
+use support::{BoxedBody, backend, full, slow_backend};
+use swell_api::Protocol;
+use swell_gateway::{RevisionHandle, RevisionOptions, ServerLimits};
 
-type Backend = Arc<dyn Fn(Request<Incoming>) -> Response<BoxedBody> + Send + Sync>;
-type BoxedBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
-
-fn full(text: &'static str) -> BoxedBody {
-    Full::new(Bytes::from_static(text.as_bytes())).boxed()
-}
-
-/// A backend on 127.0.0.1:0 answering with `handler`.
-async fn backend(handler: impl Fn(Request<Incoming>) -> Response<BoxedBody> + Send + Sync + 'static) -> SocketAddr {
-    slow_backend(Duration::ZERO, handler).await
-}
-
-/// A backend that waits `delay` before answering with `handler`.
-async fn slow_backend(
-    delay: Duration,
-    handler: impl Fn(Request<Incoming>) -> Response<BoxedBody> + Send + Sync + 'static,
-) -> SocketAddr {
-    let handler: Backend = Arc::new(handler);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    let handler = handler.clone();
-                    async move {
-                        tokio::time::sleep(delay).await;
-                        Ok::<_, Infallible>(handler(request))
-                    }
-                });
-                let _ =
-                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-            });
-        }
-    });
-    addr
-}
+mod support;
 
 fn echo_headers(request: Request<Incoming>) -> Response<BoxedBody> {
     let headers: serde_json::Map<String, serde_json::Value> = request
@@ -75,34 +36,14 @@ struct Fixture {
 
 /// A gateway with one revision `v1` behind route `/`, its replicas at `endpoints`.
 async fn gateway(endpoints: &[SocketAddr], options: RevisionOptions, max_body: u64, limits: ServerLimits) -> Fixture {
-    let config = LocalConfig::parse(
-        "revisions: [{name: v1, endpoints: [\"127.0.0.1:1\"]}]\nroutes: [{name: r, traffic: [{revisionName: v1, percent: 100}]}]",
-    )
-    .unwrap();
-    let handle = RevisionHandle::new("v1", options, &Metrics::new(), Arc::new(|| {}));
-    handle.throttler.set_endpoints(endpoints);
-    let set = RevisionSet::new([handle.clone()]);
-    let routes = RouteTable::build(&config.routes, |n| set.get(n).cloned()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(swell_gateway::serve(
-        listener,
-        Gateway::new(routes, Metrics::new(), max_body),
-        limits,
-        std::future::pending(),
-    ));
+    let handle = support::revision("v1", options, endpoints);
+    let addr = support::gateway(support::ALL_TO_V1, std::slice::from_ref(&handle), max_body, limits).await;
     let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     Fixture { addr, handle, client }
 }
 
 fn options(timeout: Duration) -> RevisionOptions {
-    RevisionOptions {
-        container_concurrency: 0,
-        timeout,
-        cold_start_timeout: timeout,
-        max_queued: 100,
-        protocol: Protocol::Http1,
-    }
+    support::options(timeout, Protocol::Http1)
 }
 
 impl Fixture {
@@ -254,65 +195,33 @@ async fn mirrors_copies_without_waiting_for_them_and_routes_tags() {
     let canary = backend(|_| Response::new(full("canary"))).await;
     // The shadow records what it got and then never answers: the primary must not notice.
     let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Bytes)>();
-    let shadow = {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+    let shadow = support::server(move |stream| {
+        let seen_tx = seen_tx.clone();
+        async move {
+            let service = service_fn(move |request: Request<Incoming>| {
                 let seen_tx = seen_tx.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request: Request<Incoming>| {
-                        let seen_tx = seen_tx.clone();
-                        async move {
-                            let mirrored =
-                                request.headers().get("swell-mirrored").map(|v| v.to_str().unwrap().to_owned());
-                            let body = request.into_body().collect().await.unwrap().to_bytes();
-                            let _ = seen_tx.send((mirrored.unwrap_or_default(), body));
-                            std::future::pending::<()>().await;
-                            Ok::<_, Infallible>(Response::new(full("never")))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        addr
-    };
-    let config = LocalConfig::parse(
-        r#"
-revisions:
-  - {name: v1, endpoints: ["127.0.0.1:1"]}
-  - {name: v2, endpoints: ["127.0.0.1:1"]}
-  - {name: shadow, endpoints: ["127.0.0.1:1"]}
-routes:
+                async move {
+                    let mirrored = request.headers().get("swell-mirrored").map(|v| v.to_str().unwrap().to_owned());
+                    let body = request.into_body().collect().await.unwrap().to_bytes();
+                    let _ = seen_tx.send((mirrored.unwrap_or_default(), body));
+                    std::future::pending::<()>().await;
+                    Ok::<_, Infallible>(Response::new(full("never")))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        }
+    })
+    .await;
+    let routes = r#"
   - name: r
     traffic: [{revisionName: v1, percent: 100}, {revisionName: v2, percent: 0, tag: canary}]
     mirror: {revisionName: shadow, percent: 100, maxBodyBytes: 64}
-"#,
-    )
-    .unwrap();
-    let metrics = Metrics::new();
+"#;
     let handles: Vec<_> = [("v1", primary), ("v2", canary), ("shadow", shadow)]
         .into_iter()
-        .map(|(name, addr)| {
-            let handle = RevisionHandle::new(name, options(Duration::from_secs(5)), &metrics, Arc::new(|| {}));
-            handle.throttler.set_endpoints(&[addr]);
-            handle
-        })
+        .map(|(name, addr)| support::revision(name, options(Duration::from_secs(5)), &[addr]))
         .collect();
-    let set = RevisionSet::new(handles);
-    let routes = RouteTable::build(&config.routes, |n| set.get(n).cloned()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(swell_gateway::serve(
-        listener,
-        Gateway::new(routes, metrics, 0),
-        ServerLimits::default(),
-        std::future::pending(),
-    ));
+    let addr = support::gateway(routes, &handles, 0, ServerLimits::default()).await;
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let send = |body: &'static str, tag: Option<&'static str>| {
         let client = client.clone();
@@ -342,12 +251,7 @@ routes:
 #[tokio::test]
 async fn a_failed_cold_start_falls_back_to_a_placeholder_or_another_revision() {
     let small = backend(|_| Response::new(full("small model"))).await;
-    let config = LocalConfig::parse(
-        r#"
-revisions:
-  - {name: big, endpoints: ["127.0.0.1:1"]}
-  - {name: small, endpoints: ["127.0.0.1:1"]}
-routes:
+    let routes = r#"
   - name: placeholder
     pathPrefix: /placeholder
     traffic: [{revisionName: big, percent: 100}]
@@ -356,23 +260,10 @@ routes:
     pathPrefix: /degrade
     traffic: [{revisionName: big, percent: 100}]
     fallback: {revisionName: small}
-"#,
-    )
-    .unwrap();
-    let metrics = Metrics::new();
-    let big = RevisionHandle::new("big", options(Duration::from_millis(200)), &metrics, Arc::new(|| {}));
-    let small_handle = RevisionHandle::new("small", options(Duration::from_secs(5)), &metrics, Arc::new(|| {}));
-    small_handle.throttler.set_endpoints(&[small]);
-    let set = RevisionSet::new([big, small_handle]);
-    let routes = RouteTable::build(&config.routes, |n| set.get(n).cloned()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(swell_gateway::serve(
-        listener,
-        Gateway::new(routes, metrics, 0),
-        ServerLimits::default(),
-        std::future::pending(),
-    ));
+"#;
+    let big = support::revision("big", options(Duration::from_millis(200)), &[]);
+    let small = support::revision("small", options(Duration::from_secs(5)), &[small]);
+    let addr = support::gateway(routes, &[big, small], 0, ServerLimits::default()).await;
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     let get = |path: &'static str| {
         let client = client.clone();

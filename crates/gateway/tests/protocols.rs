@@ -13,39 +13,18 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use swell_api::{LocalConfig, Protocol};
-use swell_gateway::{Gateway, Metrics, RevisionHandle, RevisionOptions, RevisionSet, ServerLimits};
-use swell_router::RouteTable;
+use support::BoxedBody;
+use swell_api::Protocol;
+use swell_gateway::{RevisionHandle, ServerLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-type BoxedBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+mod support;
 
 /// A gateway in front of one revision `v1` at `backend`, speaking `protocol` to it.
 async fn gateway(backend: SocketAddr, protocol: Protocol) -> (SocketAddr, Arc<RevisionHandle>) {
-    let config = LocalConfig::parse(
-        "revisions: [{name: v1, endpoints: [\"127.0.0.1:1\"]}]\nroutes: [{name: r, traffic: [{revisionName: v1, percent: 100}]}]",
-    )
-    .unwrap();
-    let options = RevisionOptions {
-        container_concurrency: 0,
-        timeout: Duration::from_secs(10),
-        cold_start_timeout: Duration::from_secs(10),
-        max_queued: 10,
-        protocol,
-    };
-    let handle = RevisionHandle::new("v1", options, &Metrics::new(), Arc::new(|| {}));
-    handle.throttler.set_endpoints(&[backend]);
-    let set = RevisionSet::new([handle.clone()]);
-    let routes = RouteTable::build(&config.routes, |n| set.get(n).cloned()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(swell_gateway::serve(
-        listener,
-        Gateway::new(routes, Metrics::new(), 0),
-        ServerLimits::default(),
-        std::future::pending(),
-    ));
+    let handle = support::revision("v1", support::options(Duration::from_secs(10), protocol), &[backend]);
+    let addr = support::gateway(support::ALL_TO_V1, std::slice::from_ref(&handle), 0, ServerLimits::default()).await;
     (addr, handle)
 }
 
@@ -60,39 +39,30 @@ fn grpc_message(payload: &[u8]) -> Bytes {
 /// An h2c server answering every call with three streamed messages and `grpc-status: 0` trailers,
 /// after checking the request looks like gRPC (content type and `te: trailers` arrived).
 async fn grpc_backend() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+    support::server(|stream| async move {
+        let service = service_fn(|request: Request<Incoming>| async move {
+            let looks_grpc = request.headers().get("te").is_some_and(|v| v == "trailers")
+                && request.headers().get("content-type").is_some_and(|v| v == "application/grpc");
+            let received = request.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
             tokio::spawn(async move {
-                let service = service_fn(|request: Request<Incoming>| async move {
-                    let looks_grpc = request.headers().get("te").is_some_and(|v| v == "trailers")
-                        && request.headers().get("content-type").is_some_and(|v| v == "application/grpc");
-                    let received = request.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
-                    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
-                    tokio::spawn(async move {
-                        for i in 0..3 {
-                            let _ = tx.send(Ok(Frame::data(grpc_message(format!("reply {i}").as_bytes())))).await;
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                        let mut trailers = HeaderMap::new();
-                        let status = if looks_grpc && received > 0 { "0" } else { "3" };
-                        trailers.insert("grpc-status", HeaderValue::from_static(status));
-                        let _ = tx.send(Ok(Frame::trailers(trailers))).await;
-                    });
-                    let body: BoxedBody = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
-                    Ok::<_, Infallible>(
-                        Response::builder().header("content-type", "application/grpc").body(body).unwrap(),
-                    )
-                });
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                for i in 0..3 {
+                    let _ = tx.send(Ok(Frame::data(grpc_message(format!("reply {i}").as_bytes())))).await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let mut trailers = HeaderMap::new();
+                let status = if looks_grpc && received > 0 { "0" } else { "3" };
+                trailers.insert("grpc-status", HeaderValue::from_static(status));
+                let _ = tx.send(Ok(Frame::trailers(trailers))).await;
             });
-        }
-    });
-    addr
+            let body: BoxedBody = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed();
+            Ok::<_, Infallible>(Response::builder().header("content-type", "application/grpc").body(body).unwrap())
+        });
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    })
+    .await
 }
 
 #[tokio::test]
@@ -126,45 +96,35 @@ async fn grpc_server_streaming_passes_through_with_trailers() {
 
 /// An HTTP/1.1 server that accepts WebSocket upgrades and then echoes raw bytes.
 async fn websocket_backend() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+    support::server(|stream| async move {
+        let service = service_fn(|mut request: Request<Incoming>| async move {
+            if request.headers().get("upgrade").is_none_or(|v| v != "websocket") {
+                return Ok::<_, Infallible>(Response::builder().status(400).body(Full::new(Bytes::new())).unwrap());
+            }
+            let upgrade = hyper::upgrade::on(&mut request);
             tokio::spawn(async move {
-                let service = service_fn(|mut request: Request<Incoming>| async move {
-                    let wants = request.headers().get("upgrade").is_some_and(|v| v == "websocket");
-                    if !wants {
-                        return Ok::<_, Infallible>(
-                            Response::builder().status(400).body(Full::new(Bytes::new())).unwrap(),
-                        );
+                let Ok(upgraded) = upgrade.await else { return };
+                let mut io = TokioIo::new(upgraded);
+                let mut buffer = [0u8; 64];
+                while let Ok(n) = io.read(&mut buffer).await {
+                    if n == 0 || io.write_all(&buffer[..n]).await.is_err() {
+                        return;
                     }
-                    let upgrade = hyper::upgrade::on(&mut request);
-                    tokio::spawn(async move {
-                        let Ok(upgraded) = upgrade.await else { return };
-                        let mut io = TokioIo::new(upgraded);
-                        let mut buffer = [0u8; 64];
-                        while let Ok(n) = io.read(&mut buffer).await {
-                            if n == 0 || io.write_all(&buffer[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    });
-                    Ok(Response::builder()
-                        .status(StatusCode::SWITCHING_PROTOCOLS)
-                        .header("connection", "upgrade")
-                        .header("upgrade", "websocket")
-                        .body(Full::new(Bytes::new()))
-                        .unwrap())
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
+                }
             });
-        }
-    });
-    addr
+            Ok(Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header("connection", "upgrade")
+                .header("upgrade", "websocket")
+                .body(Full::new(Bytes::new()))
+                .unwrap())
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades()
+            .await;
+    })
+    .await
 }
 
 #[tokio::test]
