@@ -1,0 +1,66 @@
+//! The `swell` command line as a user runs it: the bundled config checks clean, a bad one exits 64 naming
+//! the field, `swell crds` prints what `deploy/crds/` holds, and `swell simulate --stats` turns a load step
+//! into panic-mode decisions. (Being an integration test of this package also makes cargo build the
+//! `swell` binary that the workspace's end-to-end tests in `tests/` start.)
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn swell() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_swell"));
+    // The bundled config names paths relative to the repository root.
+    command.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    command
+}
+
+#[test]
+fn the_bundled_config_checks_clean() {
+    let output = swell().args(["check", "--config", "config/local.yaml"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn a_bad_config_exits_64_naming_the_field() {
+    let path = std::env::temp_dir().join(format!("swell-cli-bad-{}.yaml", std::process::id()));
+    std::fs::write(&path, "autoscaler: {panic-threshold-percentage: 50}\n").unwrap();
+    let output = swell().args(["check", "--config"]).arg(&path).output().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("panic-threshold-percentage") && stderr.contains("50"), "{stderr}");
+}
+
+#[test]
+fn crds_match_the_deploy_tree() {
+    let output = swell().arg("crds").output().unwrap();
+    assert!(output.status.success());
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/crds/swell-crds.yaml")).unwrap();
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        committed,
+        "regenerate with `swell crds > deploy/crds/swell-crds.yaml`"
+    );
+}
+
+#[test]
+fn simulate_stats_panics_on_a_load_step() {
+    // Knative defaults, one ready replica: concurrency 10 for 60 s, then 350.
+    let mut child =
+        swell().args(["simulate", "--stats", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut input = String::new();
+    for t in 0..70 {
+        let concurrency = if t < 60 { 10 } else { 350 };
+        input.push_str(&format!("{{\"t\": {t}, \"concurrency\": {concurrency}, \"rps\": 0, \"ready\": 1}}\n"));
+    }
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let ticks: Vec<serde_json::Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(ticks.len(), 70);
+    assert_eq!(ticks[59]["mode"], "stable");
+    let step = &ticks[60..];
+    assert!(step.iter().any(|tick| tick["mode"] == "panic"), "a 35x step enters panic");
+    assert!(step.iter().all(|tick| tick["desired"].as_u64().unwrap() >= 1));
+}
