@@ -1,6 +1,7 @@
 //! The Kubernetes subcommands: `swell crds` prints the CRDs (what `deploy/crds/` holds), `swell control`
-//! runs the leader-elected controller and autoscaler in the cluster, `swell gateway` the data path there. The logic lives in `swell-kube`; this module only
-//! turns command-line arguments and the pod's environment into its options.
+//! runs the leader-elected controller and autoscaler in the cluster, `swell gateway` the data path there.
+//! The logic lives in `swell-kube`; this module only turns command-line arguments and the pod's environment
+//! into its options.
 
 use anyhow::Context as _;
 
@@ -26,25 +27,28 @@ pub struct ControlArgs {
 
 /// `swell control`: in-cluster (or kubeconfig) client, then the controller until stopped.
 pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
-    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
     let options = swell_kube::control::ControlOptions {
         namespace: args.namespace.or_else(|| env("POD_NAMESPACE")).unwrap_or_else(|| "swell-system".to_owned()),
-        identity: args
-            .identity
-            .or_else(|| env("POD_NAME"))
-            .or_else(|| env("HOSTNAME"))
-            .context("no identity: pass --identity or set POD_NAME")?,
+        identity: identity(args.identity)?,
         listen: args.listen,
     };
     let client = swell_kube::control::connect().await.context("connecting to the Kubernetes API")?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         res = swell_kube::control::run(client, options) => res.context("swell control")?,
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
         // Returning drops the Lease watch receiver, which releases the Lease: the standby takes over at once.
-        _ = term.recv() => tracing::info!("terminated"),
+        () = crate::serve::shutdown_signal() => tracing::info!("stopping"),
     }
     Ok(())
+}
+
+/// A non-empty environment variable.
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+/// This replica's name: the flag, else the pod's name, else the host name.
+fn identity(flag: Option<String>) -> anyhow::Result<String> {
+    flag.or_else(|| env("POD_NAME")).or_else(|| env("HOSTNAME")).context("no identity: pass --identity or set POD_NAME")
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,25 +75,18 @@ pub struct GatewayArgs {
 
 /// `swell gateway`: routes, activates and reports statistics, from Routes, Revisions and EndpointSlices.
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
-    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
     let options = swell_kube::gateway::GatewayOptions {
         listen: args.listen,
         admin_listen: args.admin_listen,
         control: args.control,
-        identity: args
-            .identity
-            .or_else(|| env("POD_NAME"))
-            .or_else(|| env("HOSTNAME"))
-            .context("no identity: pass --identity or set POD_NAME")?,
+        identity: identity(args.identity)?,
         max_queued: args.max_queued_requests,
         max_body_bytes: args.max_body_bytes,
     };
     let client = swell_kube::control::connect().await.context("connecting to the Kubernetes API")?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         res = swell_kube::gateway::run(client, options) => res.context("swell gateway")?,
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
-        _ = term.recv() => tracing::info!("terminated"),
+        () = crate::serve::shutdown_signal() => tracing::info!("stopping"),
     }
     Ok(())
 }

@@ -20,24 +20,32 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 const TICK: Duration = Duration::from_secs(1);
 
-/// The last decision per revision (by config index), as shown on `/v1/status`.
+/// The last decision per revision (by config index), as shown on `/v1/status`. Kept as plain data and
+/// rendered only when the status is read, so the every-second tick formats nothing.
 #[derive(Clone, Default)]
 pub(crate) struct Decisions {
-    slots: Arc<Vec<Mutex<Value>>>,
+    slots: Arc<Vec<Mutex<Option<LastDecision>>>>,
+}
+
+struct LastDecision {
+    decision: Decision,
+    settings: RevisionSettings,
+    at: Duration,
 }
 
 impl Decisions {
     fn new(len: usize) -> Self {
-        Decisions { slots: Arc::new((0..len).map(|_| Mutex::new(Value::Null)).collect()) }
+        Decisions { slots: Arc::new((0..len).map(|_| Mutex::new(None)).collect()) }
     }
 
     pub(crate) fn get(&self, index: usize) -> Value {
-        self.slots.get(index).map(|slot| slot.lock().map(|v| v.clone()).unwrap_or(Value::Null)).unwrap_or(Value::Null)
+        let Some(Ok(slot)) = self.slots.get(index).map(|slot| slot.lock()) else { return Value::Null };
+        slot.as_ref().map_or(Value::Null, |last| decision_json(&last.decision, &last.settings, last.at))
     }
 
-    fn set(&self, index: usize, value: Value) {
+    fn set(&self, index: usize, decision: Decision, settings: &RevisionSettings, at: Duration) {
         if let Some(Ok(mut slot)) = self.slots.get(index).map(|slot| slot.lock()) {
-            *slot = value;
+            *slot = Some(LastDecision { decision, settings: settings.clone(), at });
         }
     }
 }
@@ -157,7 +165,7 @@ impl Autoscaler {
             revision.handle.metrics.desired.set(desired as i64);
         }
         revision.handle.metrics.panic.set(i64::from(decision.in_panic));
-        self.decisions.set(scaled.index, decision_json(&decision, &scaled.settings, now));
+        self.decisions.set(scaled.index, decision, &scaled.settings, now);
     }
 }
 
