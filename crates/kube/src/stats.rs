@@ -3,6 +3,7 @@
 //! with no ready replica. Both sides use these types, so the wire format has one definition.
 
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 
 pub const STATS_PATH: &str = "/v1/stats";
 pub const POKE_PATH: &str = "/v1/poke";
@@ -43,6 +44,44 @@ pub struct RevisionStats {
     pub concurrency: f64,
     /// Requests that arrived in the second.
     pub requests: u64,
+    /// Each replica this gateway knows for the revision (ready or draining) with its requests in flight
+    /// now: control picks the least loaded pods when it scales in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<EndpointStats>,
+    /// Replicas control ordered drained (see [`StatsReply`]) that have nothing in flight here any more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drained: Vec<SocketAddr>,
+}
+
+/// One replica of a revision as one gateway sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointStats {
+    pub address: SocketAddr,
+    #[serde(rename = "inFlight")]
+    pub in_flight: u32,
+}
+
+/// Control's answer to `POST /v1/stats`: the replicas every gateway must stop sending new requests to,
+/// because control is about to scale them away. The list is the whole current order: an address that
+/// leaves it (the scale-in was called off) takes traffic again, and so does one whose pod is gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsReply {
+    #[serde(default)]
+    pub drain: Vec<DrainOrder>,
+}
+
+/// Replicas of one revision to drain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainOrder {
+    pub namespace: String,
+    pub name: String,
+    pub addresses: Vec<SocketAddr>,
+}
+
+impl DrainOrder {
+    pub fn key(&self) -> RevisionKey {
+        RevisionKey::new(&self.namespace, &self.name)
+    }
 }
 
 impl RevisionStats {
@@ -75,6 +114,14 @@ mod tests {
         let report: StatsReport = serde_json::from_str(json).expect("a report");
         assert_eq!(report.revisions[0].key(), RevisionKey::new("ml", "bert"));
         assert_eq!(serde_json::to_string(&report).expect("json"), json);
+        let reply: StatsReply =
+            serde_json::from_str(r#"{"drain":[{"namespace":"ml","name":"bert","addresses":["10.0.0.7:8501"]}]}"#)
+                .expect("a reply");
+        assert_eq!(reply.drain[0].addresses, vec!["10.0.0.7:8501".parse::<SocketAddr>().expect("addr")]);
+        let with_endpoints = r#"{"gateway":"gw-0","revisions":[{"namespace":"ml","name":"bert","concurrency":1.0,"requests":1,"endpoints":[{"address":"10.0.0.7:8501","inFlight":2}],"drained":["10.0.0.8:8501"]}]}"#;
+        let report: StatsReport = serde_json::from_str(with_endpoints).expect("a report with endpoints");
+        assert_eq!(report.revisions[0].endpoints[0].in_flight, 2);
+        assert_eq!(serde_json::to_string(&report).expect("json"), with_endpoints);
         let poke: PokeRequest = serde_json::from_str(r#"{"namespace":"ml","name":"bert"}"#).expect("a poke");
         assert_eq!(poke.key().to_string(), "ml/bert");
     }

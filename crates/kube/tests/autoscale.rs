@@ -98,6 +98,8 @@ async fn summed_gateway_load_scales_out_only_on_the_leader() {
                 name: "bert".into(),
                 concurrency,
                 requests: 7,
+                endpoints: Vec::new(),
+                drained: Vec::new(),
             }],
         })
     };
@@ -128,6 +130,8 @@ async fn the_leader_bills_replica_seconds_per_pool() {
             name: "bert".into(),
             concurrency: 8.0,
             requests: 8,
+            endpoints: Vec::new(),
+            drained: Vec::new(),
         }],
     });
     for t in 1..=4 {

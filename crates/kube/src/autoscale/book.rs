@@ -92,6 +92,8 @@ mod tests {
                     name: name.into(),
                     concurrency,
                     requests,
+                    endpoints: Vec::new(),
+                    drained: Vec::new(),
                 })
                 .collect(),
         }

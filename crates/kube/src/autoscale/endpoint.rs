@@ -121,6 +121,8 @@ mod tests {
                 name: "bert".into(),
                 concurrency: 2.0,
                 requests: 4,
+                endpoints: Vec::new(),
+                drained: Vec::new(),
             }],
         };
         let cases: Vec<Case> = vec![

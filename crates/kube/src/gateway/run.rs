@@ -207,6 +207,8 @@ async fn push_stats(control: ControlClient, handles: Handles, gateway: String) {
                     name: key.name,
                     concurrency: sample.concurrency,
                     requests: sample.requests,
+                    endpoints: Vec::new(),
+                    drained: Vec::new(),
                 }
             })
             .collect();
