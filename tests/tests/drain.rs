@@ -65,6 +65,7 @@ routes:
         timeout: Duration::from_secs(30),
         cold_start_timeout: Duration::from_secs(30),
         max_queued: 1000,
+        max_queued_body_bytes: config.gateway.queued_body_bytes(),
         protocol: swell_api::Protocol::Http1,
     };
     let metrics = Metrics::new();

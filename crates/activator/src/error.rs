@@ -50,9 +50,19 @@ impl ProxyError {
         }
     }
 
+    /// Whether the client is told when to retry (`Retry-After`): the failure is temporary.
+    pub fn retry_later(&self) -> bool {
+        matches!(self, ProxyError::QueueFull { .. } | ProxyError::ColdStartTimeout { .. })
+    }
+
+    /// The JSON body of this error's response.
+    pub fn body(&self) -> String {
+        error_body(&self.to_string(), self.revision())
+    }
+
     pub fn into_response(self) -> Response<GatewayBody> {
         let mut response = error_response(self.status(), &self.to_string(), self.revision());
-        if matches!(self, ProxyError::QueueFull { .. } | ProxyError::ColdStartTimeout { .. }) {
+        if self.retry_later() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         response
@@ -61,12 +71,17 @@ impl ProxyError {
 
 /// A JSON error response: `{"error": message, "revision": name}` (revision only when known).
 pub fn error_response(status: StatusCode, message: &str, revision: Option<&str>) -> Response<GatewayBody> {
+    let mut response = Response::new(GatewayBody::local(error_body(message, revision)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// `{"error": message, "revision": name}` (revision only when known).
+fn error_body(message: &str, revision: Option<&str>) -> String {
     let body = match revision {
         Some(revision) => serde_json::json!({ "error": message, "revision": revision }),
         None => serde_json::json!({ "error": message }),
     };
-    let mut response = Response::new(GatewayBody::local(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    body.to_string()
 }

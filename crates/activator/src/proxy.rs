@@ -174,7 +174,8 @@ mod request_id {
     static PREFIX: LazyLock<u64> = LazyLock::new(rand::random);
     static NEXT: AtomicU64 = AtomicU64::new(0);
 
-    pub(super) fn next() -> HeaderValue {
+    /// A fresh id as 32 lowercase hex digits.
+    pub fn fresh() -> [u8; 32] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut id = [0u8; 32];
         let (prefix, counter) = (*PREFIX, NEXT.fetch_add(1, Ordering::Relaxed));
@@ -182,9 +183,15 @@ mod request_id {
             let (word, shift) = if i < 16 { (prefix, (15 - i) * 4) } else { (counter, (31 - i) * 4) };
             *slot = HEX[((word >> shift) & 0xf) as usize];
         }
-        HeaderValue::from_bytes(&id).expect("hex digits are a valid header value")
+        id
+    }
+
+    pub(super) fn next() -> HeaderValue {
+        HeaderValue::from_bytes(&fresh()).expect("hex digits are a valid header value")
     }
 }
+
+pub use request_id::fresh as fresh_request_id;
 
 fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
     let value = match headers.get(&X_FORWARDED_FOR) {

@@ -5,6 +5,12 @@
 //! All state sits behind one short-held mutex, never held across an `.await`. A freed slot on a still-ready
 //! replica passes straight to the oldest waiter, so waiting requests are served in arrival order and never
 //! overtaken by newcomers.
+//!
+//! The queue is bounded twice: by count (`maxQueuedRequests`) and by the request-body bytes its waiters
+//! hold (`maxQueuedBodyBytes`), so a burst of large model inputs cannot pile up unbounded memory behind a
+//! cold revision. Each waiter weighs its body's declared length ([`Throttler::queue_weight`]); its weight
+//! counts from the moment it queues until it leaves the queue, granted, timed out or gone. Only waiting is
+//! bounded: a request that finds a free slot is never refused by either bound.
 
 use crate::balancer::Balancer;
 use crate::endpoint::Endpoint;
@@ -30,6 +36,8 @@ pub type Poke = Arc<dyn Fn() + Send + Sync>;
 
 pub struct Throttler {
     max_queued: usize,
+    /// Most body bytes the queue may hold; 0 means no limit.
+    max_queued_bytes: u64,
     poke: Poke,
     /// Set when a poke is sent, cleared by the autoscaler when it has acted, so a burst of cold requests
     /// makes one poke, not thousands.
@@ -39,7 +47,10 @@ pub struct Throttler {
 
 impl std::fmt::Debug for Throttler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Throttler").field("max_queued", &self.max_queued).finish_non_exhaustive()
+        f.debug_struct("Throttler")
+            .field("max_queued", &self.max_queued)
+            .field("max_queued_bytes", &self.max_queued_bytes)
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,9 +62,50 @@ struct State {
     endpoints: Vec<Arc<Endpoint>>,
     /// Replicas taken out of the ready set with requests still in flight, kept so a drain can wait on them.
     retired: Vec<Arc<Endpoint>>,
-    waiters: VecDeque<oneshot::Sender<Lease>>,
+    /// Oldest first; ids increase from front to back, so a waiter that gives up is found by binary search.
+    waiters: VecDeque<Waiter>,
+    /// Sum of the weights in `waiters`: changed only where an entry joins or leaves, so it cannot drift.
+    queued_bytes: u64,
+    next_waiter_id: u64,
     balancer: Balancer,
     meter: Meter,
+}
+
+/// One place in the wait queue.
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    /// The request's body bytes, as counted against `max_queued_bytes`.
+    weight: u64,
+    tx: oneshot::Sender<Lease>,
+}
+
+impl State {
+    fn push_waiter(&mut self, weight: u64, tx: oneshot::Sender<Lease>) -> u64 {
+        let id = self.next_waiter_id;
+        self.next_waiter_id += 1;
+        // Saturating only matters with no byte bound and absurd declared lengths; with a bound the admission
+        // check keeps the sum at or below it.
+        self.queued_bytes = self.queued_bytes.saturating_add(weight);
+        self.waiters.push_back(Waiter { id, weight, tx });
+        id
+    }
+
+    /// The oldest waiter, out of the queue and its weight out of the total.
+    fn pop_waiter(&mut self) -> Option<oneshot::Sender<Lease>> {
+        let waiter = self.waiters.pop_front()?;
+        self.queued_bytes = self.queued_bytes.saturating_sub(waiter.weight);
+        Some(waiter.tx)
+    }
+
+    /// Take out the waiter `id` if it is still queued (it gave up before being granted).
+    fn remove_waiter(&mut self, id: u64) {
+        if let Ok(index) = self.waiters.binary_search_by_key(&id, |w| w.id)
+            && let Some(waiter) = self.waiters.remove(index)
+        {
+            self.queued_bytes = self.queued_bytes.saturating_sub(waiter.weight);
+        }
+    }
 }
 
 /// What the status page and metrics show of a throttler.
@@ -62,12 +114,16 @@ pub struct ThrottlerSnapshot {
     pub ready: usize,
     pub in_flight: u32,
     pub queued: usize,
+    /// Body bytes the queued requests weigh against `maxQueuedBodyBytes`.
+    pub queued_bytes: u64,
 }
 
 impl Throttler {
-    pub fn new(container_concurrency: u32, max_queued: usize, poke: Poke) -> Arc<Self> {
+    /// `max_queued` bounds the wait queue by count, `max_queued_bytes` by body bytes (0: no byte bound).
+    pub fn new(container_concurrency: u32, max_queued: usize, max_queued_bytes: u64, poke: Poke) -> Arc<Self> {
         Arc::new(Throttler {
             max_queued,
+            max_queued_bytes,
             poke,
             poke_pending: AtomicBool::new(false),
             state: Mutex::new(State {
@@ -76,6 +132,8 @@ impl Throttler {
                 endpoints: Vec::new(),
                 retired: Vec::new(),
                 waiters: VecDeque::new(),
+                queued_bytes: 0,
+                next_waiter_id: 0,
                 balancer: Balancer::default(),
                 meter: Meter::new(Instant::now()),
             }),
@@ -88,10 +146,19 @@ impl Throttler {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Admit a request arriving at `now`: a slot at once when one is free (no future, no timer: the common
-    /// case stays cheap), else a place in the queue. Errors when the queue is full or the revision closed.
-    pub fn admit(self: &Arc<Self>, now: Instant) -> Result<Admission, AcquireError> {
-        let (rx, cold) = {
+    /// What a request with `body` weighs in the wait queue: its declared length (`Content-Length`, or the
+    /// exact size of a buffered body); a body of unknown length (chunked) weighs `unknown_length`, the
+    /// gateway's body limit, as that is the most it may grow to (0 when there is no limit: such a body is
+    /// not bounded by bytes at all).
+    pub fn queue_weight(body: &impl http_body::Body, unknown_length: u64) -> u64 {
+        body.size_hint().exact().unwrap_or(unknown_length)
+    }
+
+    /// Admit a request arriving at `now` whose body weighs `body_bytes` ([`Throttler::queue_weight`]): a
+    /// slot at once when one is free (no future, no timer: the common case stays cheap), else a place in
+    /// the queue. Errors when the queue is full, by count or by bytes, or the revision closed.
+    pub fn admit(self: &Arc<Self>, now: Instant, body_bytes: u64) -> Result<Admission, AcquireError> {
+        let (rx, id, cold) = {
             let mut state = self.lock();
             let state = &mut *state;
             state.meter.arrive(now);
@@ -103,28 +170,28 @@ impl Throttler {
                 state.meter.leave(now);
                 return Err(AcquireError::Closed);
             }
-            if state.waiters.len() >= self.max_queued {
-                // Requests that timed out or hung up leave closed senders behind; reclaim them first.
-                state.waiters.retain(|tx| !tx.is_closed());
-                if state.waiters.len() >= self.max_queued {
-                    state.meter.leave(now);
-                    return Err(AcquireError::QueueFull);
-                }
+            // Waiters that gave up have already left the queue (their ticket takes them out), so both
+            // totals are exact here. A request heavier than the whole byte bound can never wait.
+            let over_bytes =
+                self.max_queued_bytes > 0 && state.queued_bytes.saturating_add(body_bytes) > self.max_queued_bytes;
+            if state.waiters.len() >= self.max_queued || over_bytes {
+                state.meter.leave(now);
+                return Err(AcquireError::QueueFull);
             }
             let (tx, rx) = oneshot::channel();
-            state.waiters.push_back(tx);
-            (rx, state.endpoints.is_empty())
+            let id = state.push_waiter(body_bytes, tx);
+            (rx, id, state.endpoints.is_empty())
         };
         if cold && !self.poke_pending.swap(true, Ordering::AcqRel) {
             (self.poke)();
         }
-        Ok(Admission::Queued(Waiting { rx, ticket: Some(Ticket { throttler: Some(self.clone()) }), cold }))
+        Ok(Admission::Queued(Waiting { rx, ticket: Some(Ticket { throttler: Some(self.clone()), id }), cold }))
     }
 
     /// Wait for a slot: [`Throttler::admit`], then the queue if needed. Returns the lease and whether the
     /// request had to wait for a replica to start. Dropping the future gives the place in the queue up.
-    pub async fn acquire(self: &Arc<Self>) -> Result<(Lease, bool), AcquireError> {
-        match self.admit(Instant::now())? {
+    pub async fn acquire(self: &Arc<Self>, body_bytes: u64) -> Result<(Lease, bool), AcquireError> {
+        match self.admit(Instant::now(), body_bytes)? {
             Admission::Granted(lease) => Ok((lease, false)),
             Admission::Queued(waiting) => {
                 let cold = waiting.cold();
@@ -140,6 +207,7 @@ impl Throttler {
         state.closed = true;
         // Dropping the senders wakes each waiter with an error.
         state.waiters.clear();
+        state.queued_bytes = 0;
     }
 
     /// The autoscaler has acted on the last poke; the next cold request may poke again.
@@ -191,7 +259,9 @@ impl Throttler {
 
     /// Give `lease` to the oldest live waiter; returns it if every waiter had gone.
     fn hand_off(state: &mut State, mut lease: Lease) -> Option<Lease> {
-        while let Some(tx) = state.waiters.pop_front() {
+        // A waiter whose receiver is gone but whose ticket has not yet run is popped here; its ticket then
+        // finds nothing to remove, so the weight leaves the total exactly once either way.
+        while let Some(tx) = state.pop_waiter() {
             match tx.send(lease) {
                 Ok(()) => return None,
                 Err(back) => lease = back,
@@ -237,12 +307,19 @@ impl Throttler {
         let state = self.lock();
         let in_flight = state.endpoints.iter().chain(state.retired.iter()).map(|e| e.in_flight()).sum();
         let queued = state.meter.current().saturating_sub(in_flight) as usize;
-        ThrottlerSnapshot { ready: state.endpoints.len(), in_flight, queued }
+        ThrottlerSnapshot { ready: state.endpoints.len(), in_flight, queued, queued_bytes: state.queued_bytes }
     }
 
     /// Current ready addresses.
     pub fn ready(&self) -> Vec<SocketAddr> {
         self.lock().endpoints.iter().map(|e| e.addr()).collect()
+    }
+
+    /// Requests in flight now on each replica this throttler still tracks: the ready ones and those taken
+    /// out with requests unfinished. A replica that left idle is not listed (it has nothing in flight).
+    pub fn endpoint_load(&self) -> Vec<(SocketAddr, u32)> {
+        let state = self.lock();
+        state.endpoints.iter().chain(state.retired.iter()).map(|e| (e.addr(), e.in_flight())).collect()
     }
 }
 
@@ -279,10 +356,13 @@ impl Waiting {
     }
 }
 
-/// Leaves the system (for the meter) a request that stopped waiting without a lease.
+/// Takes a request that stopped waiting without a lease (timed out, hung up, cancelled) out of the queue,
+/// with its weight, and out of the system for the meter.
 #[derive(Debug)]
 struct Ticket {
     throttler: Option<Arc<Throttler>>,
+    /// The request's place in the queue, if it is still there.
+    id: u64,
 }
 
 impl Ticket {
@@ -295,7 +375,12 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         if let Some(throttler) = self.throttler.take() {
-            throttler.lock().meter.leave(Instant::now());
+            let mut state = throttler.lock();
+            // Taken out now rather than when the queue next fills, so the byte total and the status page
+            // never count requests that are gone. Timeouts hit the oldest waiters, near the front, so the
+            // removal shifts few entries.
+            state.remove_waiter(self.id);
+            state.meter.leave(Instant::now());
         }
     }
 }

@@ -38,6 +38,21 @@ pub struct GatewayConfig {
     /// Largest request body accepted; larger gets 413. 0 means no limit (model inputs can be large).
     #[serde(default)]
     pub max_body_bytes: u64,
+    /// Most request-body bytes one revision may hold waiting for capacity; a request that would pass it
+    /// gets 503 with `Retry-After`, like a full queue. A request weighs its `Content-Length`, or
+    /// `maxBodyBytes` when its length is unknown (chunked). 0 means no limit. Unset: 256 MiB, or
+    /// `maxBodyBytes` when that is larger, so any accepted request can wait (see
+    /// [`GatewayConfig::queued_body_bytes`]).
+    #[serde(default)]
+    pub max_queued_body_bytes: Option<u64>,
+    /// Serve plain HTTP/1.1 requests on the gateway's own HTTP/1 path; `false` sends every request
+    /// through hyper's server and client (same behaviour, slower; kept for comparison and as an escape hatch).
+    #[serde(default = "default_fast_path")]
+    pub fast_path: bool,
+}
+
+fn default_fast_path() -> bool {
+    true
 }
 
 impl Default for GatewayConfig {
@@ -47,6 +62,8 @@ impl Default for GatewayConfig {
             max_queued_requests: default_max_queue(),
             max_header_bytes: default_max_header_bytes(),
             max_body_bytes: 0,
+            max_queued_body_bytes: None,
+            fast_path: true,
         }
     }
 }
@@ -64,6 +81,17 @@ fn default_gateway_listen() -> SocketAddr {
 
 fn default_max_queue() -> usize {
     10_000
+}
+
+/// 256 MiB: room for 10,000 queued requests of about 26 KiB each (a typical JSON inference input), or a
+/// few dozen multi-megabyte ones, before a cold revision starts refusing.
+pub const DEFAULT_MAX_QUEUED_BODY_BYTES: u64 = 256 * 1024 * 1024;
+
+impl GatewayConfig {
+    /// The queue's byte bound in force: the configured one, else the default raised to `maxBodyBytes`.
+    pub fn queued_body_bytes(&self) -> u64 {
+        self.max_queued_body_bytes.unwrap_or(DEFAULT_MAX_QUEUED_BODY_BYTES.max(self.max_body_bytes))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -198,6 +226,18 @@ impl LocalConfig {
         }
         if self.gateway.max_queued_requests == 0 {
             return Err(ConfigError::invalid("gateway.maxQueuedRequests", "0 is out of range; allowed: 1 or more"));
+        }
+        let (queued_bytes, body_bytes) = (self.gateway.queued_body_bytes(), self.gateway.max_body_bytes);
+        if queued_bytes > 0 && queued_bytes < body_bytes {
+            // Under this, a request the gateway accepts could never wait for a replica: it would get 503 at
+            // every cold start, which reads as an outage rather than a config mistake.
+            return Err(ConfigError::invalid(
+                "gateway.maxQueuedBodyBytes",
+                format!(
+                    "{queued_bytes} is out of range; allowed: 0 (no limit) or at least gateway.maxBodyBytes \
+                     ({body_bytes})"
+                ),
+            ));
         }
         let settings = crate::settings::AutoscalerSettings::from_map(&self.autoscaler)
             .map_err(|e| ConfigError::invalid("autoscaler", e.to_string()))?;
@@ -335,4 +375,45 @@ fn validate_route(field: &str, spec: &RouteSpec, revisions: &HashSet<&str>) -> R
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway(keys: &str) -> Result<GatewayConfig, ConfigError> {
+        LocalConfig::parse(&format!("gateway: {{{keys}}}")).map(|config| config.gateway)
+    }
+
+    #[test]
+    fn max_queued_body_bytes_defaults_to_256_mib_and_takes_0_for_no_limit() {
+        assert_eq!(gateway("").unwrap().queued_body_bytes(), 268_435_456);
+        assert_eq!(gateway("maxQueuedBodyBytes: 0").unwrap().queued_body_bytes(), 0);
+        assert_eq!(gateway("maxQueuedBodyBytes: 1").unwrap().queued_body_bytes(), 1);
+        let both = gateway("maxBodyBytes: 1048576, maxQueuedBodyBytes: 1048576").unwrap();
+        assert_eq!(both.queued_body_bytes(), 1_048_576, "equal to the body limit: one such request may wait");
+        assert_eq!(gateway("maxBodyBytes: 1048576, maxQueuedBodyBytes: 0").unwrap().queued_body_bytes(), 0);
+        let large = gateway("maxBodyBytes: 1073741824").unwrap();
+        assert_eq!(large.queued_body_bytes(), 1_073_741_824, "unset, the bound rises to the body limit");
+    }
+
+    #[test]
+    fn max_queued_body_bytes_below_the_body_limit_is_refused_naming_key_value_and_range() {
+        let error = gateway("maxBodyBytes: 1048576, maxQueuedBodyBytes: 65536").unwrap_err();
+        assert!(matches!(&error, ConfigError::Invalid { field, .. } if field == "gateway.maxQueuedBodyBytes"));
+        assert_eq!(
+            error.to_string(),
+            "gateway.maxQueuedBodyBytes: 65536 is out of range; allowed: 0 (no limit) or at least \
+             gateway.maxBodyBytes (1048576)"
+        );
+    }
+
+    #[test]
+    fn max_queued_body_bytes_that_is_not_a_byte_count_is_a_parse_error_naming_the_key() {
+        for value in ["-1", "256Mi", "1.5"] {
+            let error = gateway(&format!("maxQueuedBodyBytes: {value}")).unwrap_err();
+            assert!(matches!(error, ConfigError::Parse { .. }), "{value}: {error}");
+            assert!(error.to_string().contains("maxQueuedBodyBytes"), "{value}: {error}");
+        }
+    }
 }

@@ -15,10 +15,10 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 use std::sync::Arc;
 use swell_activator::{
-    AcquireError, Admission, GatewayBody, Lease, LeaseBody, ProxyError, RequestBody, Upstream, Waiting,
+    AcquireError, Admission, GatewayBody, Lease, LeaseBody, ProxyError, RequestBody, Throttler, Upstream, Waiting,
     is_body_too_large, requested_upgrade,
 };
-use swell_router::{Fallback, RequestView, Rolls, RouteTable};
+use swell_router::{Fallback, RequestHeaders, RequestView, Rolls, RouteTable};
 use tokio::time::Instant;
 
 /// Header on responses that waited for a replica to start: milliseconds waited.
@@ -30,10 +30,10 @@ pub const FALLBACK_HEADER: &str = "swell-fallback";
 pub type Routes = RouteTable<Arc<RevisionHandle>>;
 
 /// Where a request goes: its revision, and a mirror revision with its body limit when the route mirrors it.
-struct Routed {
-    revision: Arc<RevisionHandle>,
-    mirror: Option<(Arc<RevisionHandle>, u64)>,
-    fallback: Option<Fallback<Arc<RevisionHandle>>>,
+pub(crate) struct Routed {
+    pub(crate) revision: Arc<RevisionHandle>,
+    pub(crate) mirror: Option<(Arc<RevisionHandle>, u64)>,
+    pub(crate) fallback: Option<Fallback<Arc<RevisionHandle>>>,
 }
 
 thread_local! {
@@ -45,9 +45,9 @@ thread_local! {
 
 pub struct Gateway {
     routes: ArcSwap<Routes>,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Largest request body forwarded (413 above); 0 = no limit.
-    max_body_bytes: u64,
+    pub(crate) max_body_bytes: u64,
 }
 
 impl Gateway {
@@ -65,9 +65,14 @@ impl Gateway {
     }
 
     fn route(&self, request: &Request<Incoming>) -> Option<Routed> {
+        self.route_view(&RequestView::of(request))
+    }
+
+    /// Route a request by its view (the HTTP/1 fast path routes on the head it parsed itself).
+    pub(crate) fn route_view<H: RequestHeaders + ?Sized>(&self, view: &RequestView<'_, H>) -> Option<Routed> {
         let routes = self.routes.load();
         let rolls = Rolls::from_random(rand::rng().random());
-        routes.select_request(&RequestView::of(request), rolls).map(|selected| Routed {
+        routes.select_request(view, rolls).map(|selected| Routed {
             revision: selected.target.clone(),
             mirror: selected.mirror.map(|m| (m.target.clone(), m.max_body_bytes)),
             fallback: selected.fallback.cloned(),
@@ -116,7 +121,8 @@ impl Gateway {
         let name = || revision.name.to_string();
         let too_large = || ProxyError::BodyTooLarge { revision: Some(name()), limit: self.max_body_bytes };
         let deadline = start + revision.options.timeout;
-        let (lease, cold) = match revision.throttler.admit(start.into_std()) {
+        let weight = Throttler::queue_weight(request.body(), self.max_body_bytes);
+        let (lease, cold) = match revision.throttler.admit(start.into_std(), weight) {
             Ok(Admission::Granted(lease)) => (lease, false),
             Ok(Admission::Queued(waiting)) => {
                 // Only a wait that began with no replica at all is a cold start; waiting for a busy one is
@@ -193,7 +199,7 @@ impl Gateway {
     }
 
     /// The slow path: wait in the revision's queue, bounded by the cold-start timeout and the deadline.
-    async fn wait(
+    pub(crate) async fn wait(
         &self,
         revision: &RevisionHandle,
         waiting: Waiting,
@@ -239,6 +245,10 @@ fn declared_length<B>(request: &Request<B>) -> Option<u64> {
 }
 
 impl Handler for Gateway {
+    fn fast_path(self: &Arc<Self>) -> Option<Arc<Gateway>> {
+        Some(self.clone())
+    }
+
     async fn call(&self, request: Request<Incoming>, peer: &Peer) -> Response<GatewayBody> {
         let start = Instant::now();
         let Some(routed) = self.route(&request) else {

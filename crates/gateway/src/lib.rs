@@ -4,6 +4,7 @@
 
 mod admin;
 mod gateway;
+mod h1;
 mod metrics;
 mod mirror;
 mod revision;

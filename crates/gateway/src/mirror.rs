@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::BodyExt;
 use std::sync::Arc;
-use swell_activator::{Admission, LeaseBody, RequestBody, Upstream};
+use swell_activator::{Admission, LeaseBody, RequestBody, Throttler, Upstream};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -44,7 +44,9 @@ impl MirrorCopy {
             request.headers_mut().insert(MIRRORED.clone(), HeaderValue::from_static("1"));
             let start = Instant::now();
             let deadline = start + target.options.timeout;
-            let lease = match target.throttler.admit(start.into_std()) {
+            // The copy is in memory already: it weighs its exact length.
+            let weight = Throttler::queue_weight(request.body(), 0);
+            let lease = match target.throttler.admit(start.into_std(), weight) {
                 Ok(Admission::Granted(lease)) => lease,
                 Ok(Admission::Queued(waiting)) => match tokio::time::timeout_at(deadline, waiting.granted()).await {
                     Ok(Ok(lease)) => lease,

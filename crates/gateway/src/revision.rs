@@ -16,6 +16,8 @@ pub struct RevisionOptions {
     /// How long a request may wait for the first ready replica → 503.
     pub cold_start_timeout: Duration,
     pub max_queued: usize,
+    /// Most request-body bytes the wait queue may hold (`gateway.maxQueuedBodyBytes`); 0 = no limit.
+    pub max_queued_body_bytes: u64,
     /// How the gateway talks to this revision's replicas.
     pub protocol: Protocol,
 }
@@ -32,9 +34,30 @@ impl RevisionHandle {
     pub fn new(name: &str, options: RevisionOptions, metrics: &Metrics, poke: Poke) -> Arc<Self> {
         Arc::new(RevisionHandle {
             name: Arc::from(name),
-            throttler: Throttler::new(options.container_concurrency, options.max_queued, poke),
+            throttler: Throttler::new(
+                options.container_concurrency,
+                options.max_queued,
+                options.max_queued_body_bytes,
+                poke,
+            ),
             options,
             metrics: metrics.revision(name),
+        })
+    }
+
+    /// The same revision under changed settings: a new handle over the same throttler, so requests
+    /// queued or in flight stay where they are, and more (or less) room per replica applies at once.
+    /// The queue bounds (`max_queued`, `max_queued_body_bytes`) are fixed when the throttler is made and
+    /// are not changed here.
+    pub fn with_options(&self, options: RevisionOptions) -> Arc<Self> {
+        if options.container_concurrency != self.options.container_concurrency {
+            self.throttler.set_container_concurrency(options.container_concurrency);
+        }
+        Arc::new(RevisionHandle {
+            name: self.name.clone(),
+            throttler: self.throttler.clone(),
+            options,
+            metrics: self.metrics.clone(),
         })
     }
 }

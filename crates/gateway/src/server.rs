@@ -16,6 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use swell_activator::{GatewayBody, client_ip_header};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::gateway::Gateway;
+use crate::h1::{self, Rewind};
 
 /// How long open connections get to finish after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -37,6 +41,11 @@ impl Peer {
 /// Anything that answers a request from `peer`.
 pub trait Handler: Send + Sync + 'static {
     fn call(&self, request: Request<Incoming>, peer: &Peer) -> impl Future<Output = Response<GatewayBody>> + Send;
+
+    /// The gateway behind this handler, when its HTTP/1 fast path should serve the connections first.
+    fn fast_path(self: &Arc<Self>) -> Option<Arc<Gateway>> {
+        None
+    }
 }
 
 /// Protocol-level limits of a listener.
@@ -44,11 +53,13 @@ pub trait Handler: Send + Sync + 'static {
 pub struct ServerLimits {
     /// Largest request head; hyper answers 431 beyond it. At least 8192 (hyper's minimum buffer).
     pub max_header_bytes: usize,
+    /// Serve plain HTTP/1.1 requests on the gateway's own path (`h1`) rather than hyper's.
+    pub fast_path: bool,
 }
 
 impl Default for ServerLimits {
     fn default() -> Self {
-        ServerLimits { max_header_bytes: 64 * 1024 }
+        ServerLimits { max_header_bytes: 64 * 1024, fast_path: true }
     }
 }
 
@@ -62,7 +73,11 @@ pub async fn serve<H: Handler>(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().max_buf_size(limits.max_header_bytes.max(8192));
     builder.http2().max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    // Fast-path connections hold a receiver: they close when it flips, and the sender sees them all gone.
+    let (stopping_tx, stopping) = watch::channel(false);
+    let fast = if limits.fast_path { handler.fast_path() } else { None };
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -78,23 +93,37 @@ pub async fn serve<H: Handler>(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
         let peer = Peer::new(peer);
-        let service = service_fn(move |request| {
-            let (handler, peer) = (handler.clone(), peer.clone());
-            async move { Ok::<_, Infallible>(handler.call(request, &peer).await) }
-        });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
+        let (handler, builder, watcher) = (handler.clone(), builder.clone(), graceful.watcher());
+        let (fast, stopping) = (fast.clone(), stopping.clone());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let (stream, buffered) = match fast {
+                Some(gateway) => match h1::serve(stream, peer.clone(), gateway, limits, stopping).await {
+                    Some(handoff) => (handoff.stream, handoff.buffered),
+                    None => return,
+                },
+                None => (stream, Vec::new()),
+            };
+            let service = service_fn(move |request| {
+                let (handler, peer) = (handler.clone(), peer.clone());
+                async move { Ok::<_, Infallible>(handler.call(request, &peer).await) }
+            });
+            let io = TokioIo::new(Rewind::new(buffered, stream));
+            let connection = builder.serve_connection_with_upgrades(io, service);
+            if let Err(error) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%error, "connection ended with an error");
             }
         });
     }
     drop(listener);
+    drop(stopping);
+    let _ = stopping_tx.send(true);
+    let drained = async {
+        graceful.shutdown().await;
+        stopping_tx.closed().await;
+    };
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = drained => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("connections still open after the shutdown grace period"),
     }
 }

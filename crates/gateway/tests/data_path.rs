@@ -92,7 +92,13 @@ async fn forwards_with_forwarding_headers_and_a_request_id() {
 #[tokio::test]
 async fn oversized_bodies_get_413_and_oversized_heads_431() {
     let backend = backend(|_| Response::new(full("ok"))).await;
-    let gw = gateway(&[backend], options(Duration::from_secs(5)), 16, ServerLimits { max_header_bytes: 8192 }).await;
+    let gw = gateway(
+        &[backend],
+        options(Duration::from_secs(5)),
+        16,
+        ServerLimits { max_header_bytes: 8192, ..ServerLimits::default() },
+    )
+    .await;
     let (status, _, body) = gw.send(Request::post("/"), "0123456789abcdef-over").await;
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("larger than 16 bytes"), "{body}");

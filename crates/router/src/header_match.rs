@@ -3,10 +3,10 @@
 //! Semantics follow the Gateway API's `Exact` header match: names are case-insensitive, values are
 //! case-sensitive, all conditions must hold, and a header sent several times matches if any of its values does.
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use swell_api::route::HeaderMatch;
 
-use crate::RouteError;
+use crate::{RequestHeaders, RouteError};
 
 /// One compiled `match.headers` entry.
 #[derive(Debug, Clone)]
@@ -36,13 +36,13 @@ impl HeaderCondition {
         Ok(Self { name, exact })
     }
 
-    pub(crate) fn matches(&self, headers: &HeaderMap) -> bool {
-        headers.get_all(&self.name).iter().any(|value| value.as_bytes() == self.exact.as_bytes())
+    pub(crate) fn matches<H: RequestHeaders + ?Sized>(&self, headers: &H) -> bool {
+        headers.has_value(&self.name, self.exact.as_bytes())
     }
 }
 
 /// Whether every condition holds; true for none.
-pub(crate) fn all_match(conditions: &[HeaderCondition], headers: &HeaderMap) -> bool {
+pub(crate) fn all_match<H: RequestHeaders + ?Sized>(conditions: &[HeaderCondition], headers: &H) -> bool {
     conditions.iter().all(|condition| condition.matches(headers))
 }
 
@@ -54,8 +54,8 @@ mod tests {
         HeaderCondition::compile("r", 0, &HeaderMatch { name: name.to_owned(), exact: exact.to_owned() })
     }
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
+    fn headers(pairs: &[(&'static str, &'static str)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
         for &(name, value) in pairs {
             map.append(HeaderName::from_static(name), HeaderValue::from_static(value));
         }

@@ -20,7 +20,7 @@ mod tag;
 pub use error::RouteError;
 pub use fallback::{Fallback, StaticReply};
 pub use mirror::{DEFAULT_MIRROR_MAX_BODY_BYTES, Mirror};
-pub use request::{RequestView, Rolls};
+pub use request::{RequestHeaders, RequestView, Rolls};
 pub use selected::{Pick, Selected};
 pub use table::RouteTable;
 pub use tag::TAG_HEADER;

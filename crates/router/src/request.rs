@@ -2,19 +2,38 @@
 //! numbers the caller drew. The router never owns or copies request data, so selection stays allocation-free,
 //! and randomness comes in from outside, so tests script it.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
+
+/// Header lookup as routing needs it. Implemented for `http`'s `HeaderMap`, and by the gateway for the
+/// headers of an HTTP/1 request head it parsed itself, so the fast path routes without building a map.
+pub trait RequestHeaders {
+    /// The first value of `name`.
+    fn first(&self, name: &HeaderName) -> Option<&[u8]>;
+    /// Whether any value of `name` equals `value` exactly.
+    fn has_value(&self, name: &HeaderName, value: &[u8]) -> bool;
+}
+
+impl RequestHeaders for HeaderMap {
+    fn first(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.get(name).map(|value| value.as_bytes())
+    }
+
+    fn has_value(&self, name: &HeaderName, value: &[u8]) -> bool {
+        self.get_all(name).iter().any(|v| v.as_bytes() == value)
+    }
+}
 
 /// A borrowed view of the parts of a request that routing reads.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestView<'a> {
+pub struct RequestView<'a, H: ?Sized = HeaderMap> {
     /// The `Host` header or URI authority as received; port, case and a root dot do not matter.
     pub host: Option<&'a str>,
     /// The request path (a query string is tolerated).
     pub path: &'a str,
-    pub headers: &'a HeaderMap,
+    pub headers: &'a H,
 }
 
-impl<'a> RequestView<'a> {
+impl<'a> RequestView<'a, HeaderMap> {
     /// The view of an `http` request: the `Host` header (HTTP/1.1), else the URI authority (HTTP/2's
     /// `:authority`, or an absolute-form HTTP/1.1 target).
     pub fn of<B>(request: &'a http::Request<B>) -> Self {

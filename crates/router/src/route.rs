@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderName;
 use swell_api::NamedRoute;
 
 use crate::fallback::Fallback;
@@ -12,7 +12,7 @@ use crate::header_match::{self, HeaderCondition};
 use crate::host::{HostMatch, HostPattern};
 use crate::mirror::MirrorRule;
 use crate::split::Split;
-use crate::{Pick, Rolls, RouteError, Selected, TAG_HEADER, path, sticky, tag};
+use crate::{Pick, RequestHeaders, Rolls, RouteError, Selected, TAG_HEADER, path, sticky, tag};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Route<T> {
@@ -137,7 +137,7 @@ impl<T> Route<T> {
         }
     }
 
-    pub(crate) fn matches_headers(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn matches_headers<H: RequestHeaders + ?Sized>(&self, headers: &H) -> bool {
         header_match::all_match(&self.headers, headers)
     }
 
@@ -145,13 +145,18 @@ impl<T> Route<T> {
     /// header's bucket or the random roll. An unknown tag in the header falls back to the split, as Knative's
     /// tag-header routing does: the header is a preference, while a tag host is an address (unknown ones never
     /// match, so they get the gateway's 404).
-    pub(crate) fn pick(&self, hit: HostHit, headers: &HeaderMap, rolls: Rolls) -> Option<Selected<'_, T>> {
+    pub(crate) fn pick<H: RequestHeaders + ?Sized>(
+        &self,
+        hit: HostHit,
+        headers: &H,
+        rolls: Rolls,
+    ) -> Option<Selected<'_, T>> {
         let (index, pick) = if let Some(index) = hit.pinned {
             (index, Pick::TagHost)
-        } else if let Some(index) = headers.get(&TAG_HEADER).and_then(|value| self.tagged(value.as_bytes())) {
+        } else if let Some(index) = headers.first(&TAG_HEADER).and_then(|value| self.tagged(value)) {
             (index, Pick::TagHeader)
-        } else if let Some(value) = self.sticky.as_ref().and_then(|name| headers.get(name)) {
-            (self.split.pick(sticky::bucket(value.as_bytes())), Pick::Sticky)
+        } else if let Some(value) = self.sticky.as_ref().and_then(|name| headers.first(name)) {
+            (self.split.pick(sticky::bucket(value)), Pick::Sticky)
         } else {
             (self.split.pick(rolls.split), Pick::Split)
         };

@@ -15,7 +15,7 @@ use swell_api::NamedRoute;
 
 use crate::host::{HostMatch, request_host};
 use crate::route::{HostHit, Route};
-use crate::{RequestView, Rolls, RouteError, Selected};
+use crate::{RequestHeaders, RequestView, Rolls, RouteError, Selected};
 
 /// Immutable snapshot of the routes; build it with [`RouteTable::build`], query it with
 /// [`RouteTable::select_request`].
@@ -53,7 +53,11 @@ impl<T> RouteTable<T> {
     /// Picks a route for a request and a target within it: by tag host, else by the `swell-tag` header, else
     /// by the split (the sticky header's bucket, or `rolls.split`); and a mirror by `rolls.mirror`. `None`: no
     /// route matches. Allocation-free.
-    pub fn select_request(&self, request: &RequestView<'_>, rolls: Rolls) -> Option<Selected<'_, T>> {
+    pub fn select_request<H: RequestHeaders + ?Sized>(
+        &self,
+        request: &RequestView<'_, H>,
+        rolls: Rolls,
+    ) -> Option<Selected<'_, T>> {
         let host = request.host.map(request_host);
         let mut best: Option<(HostHit, &Route<T>)> = None;
         for route in &self.routes {

@@ -12,7 +12,7 @@ fn throttler(cc: u32, max_queued: usize) -> (Arc<Throttler>, Arc<AtomicUsize>) {
     let poke: Poke = Arc::new(move || {
         counter.fetch_add(1, Ordering::SeqCst);
     });
-    (Throttler::new(cc, max_queued, poke), pokes)
+    (Throttler::new(cc, max_queued, 0, poke), pokes)
 }
 
 type Waiting = tokio::task::JoinHandle<Result<(Lease, bool), AcquireError>>;
@@ -22,7 +22,7 @@ fn waiting(t: &Arc<Throttler>, n: usize) -> Vec<Waiting> {
     (0..n)
         .map(|_| {
             let t = t.clone();
-            tokio::spawn(async move { t.acquire().await })
+            tokio::spawn(async move { t.acquire(0).await })
         })
         .collect()
 }
@@ -31,11 +31,11 @@ fn waiting(t: &Arc<Throttler>, n: usize) -> Vec<Waiting> {
 async fn grants_at_once_when_a_slot_is_free() {
     let (t, pokes) = throttler(2, 10);
     t.set_endpoints(&[addr(1)]);
-    let (a, cold_a) = t.acquire().await.unwrap();
-    let (b, _) = t.acquire().await.unwrap();
+    let (a, cold_a) = t.acquire(0).await.unwrap();
+    let (b, _) = t.acquire(0).await.unwrap();
     assert!(!cold_a);
     assert_eq!(a.endpoint().in_flight(), 2);
-    assert_eq!(t.snapshot(), ThrottlerSnapshot { ready: 1, in_flight: 2, queued: 0 });
+    assert_eq!(t.snapshot(), ThrottlerSnapshot { ready: 1, in_flight: 2, queued: 0, queued_bytes: 0 });
     drop((a, b));
     assert_eq!(t.snapshot().in_flight, 0);
     assert_eq!(pokes.load(Ordering::SeqCst), 0);
@@ -58,20 +58,20 @@ async fn holds_requests_at_zero_and_pokes_once() {
         drop(lease); // frees the slot for the next waiter, in order
     }
     assert_eq!(results, vec![addr(1); 3]);
-    assert_eq!(t.snapshot(), ThrottlerSnapshot { ready: 1, in_flight: 0, queued: 0 });
+    assert_eq!(t.snapshot(), ThrottlerSnapshot { ready: 1, in_flight: 0, queued: 0, queued_bytes: 0 });
 }
 
 #[tokio::test]
 async fn serves_waiters_in_arrival_order() {
     let (t, _) = throttler(1, 10);
     t.set_endpoints(&[addr(1)]);
-    let (first, _) = t.acquire().await.unwrap();
+    let (first, _) = t.acquire(0).await.unwrap();
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for i in 0..5 {
         let (t, order) = (t.clone(), order.clone());
         tasks.push(tokio::spawn(async move {
-            let (lease, _) = t.acquire().await.unwrap();
+            let (lease, _) = t.acquire(0).await.unwrap();
             order.lock().unwrap().push(i);
             drop(lease);
         }));
@@ -89,13 +89,13 @@ async fn rejects_when_the_queue_is_full() {
     let (t, _) = throttler(1, 2);
     let _held = waiting(&t, 2);
     tokio::time::sleep(Duration::from_millis(10)).await;
-    assert_eq!(t.acquire().await.unwrap_err(), AcquireError::QueueFull);
+    assert_eq!(t.acquire(0).await.unwrap_err(), AcquireError::QueueFull);
 }
 
 #[tokio::test]
 async fn a_waiter_that_gives_up_frees_its_place() {
     let (t, _) = throttler(1, 1);
-    let gave_up = tokio::time::timeout(Duration::from_millis(10), t.acquire()).await;
+    let gave_up = tokio::time::timeout(Duration::from_millis(10), t.acquire(0)).await;
     assert!(gave_up.is_err());
     assert_eq!(t.snapshot().queued, 0, "the meter forgot the request");
     // Its closed place is reclaimed, so the queue has room again.
@@ -110,7 +110,7 @@ async fn a_waiter_that_gives_up_frees_its_place() {
 async fn drain_waits_for_in_flight_requests_of_a_removed_replica() {
     let (t, _) = throttler(0, 10);
     t.set_endpoints(&[addr(1)]);
-    let (lease, _) = t.acquire().await.unwrap();
+    let (lease, _) = t.acquire(0).await.unwrap();
     t.set_endpoints(&[addr(2)]);
     let drained = tokio::spawn({
         let t = t.clone();
@@ -119,7 +119,7 @@ async fn drain_waits_for_in_flight_requests_of_a_removed_replica() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert!(!drained.is_finished(), "a request is still in flight on the removed replica");
     // New requests go to the remaining replica only.
-    let (other, _) = t.acquire().await.unwrap();
+    let (other, _) = t.acquire(0).await.unwrap();
     assert_eq!(other.endpoint().addr(), addr(2));
     drop(lease);
     tokio::time::timeout(Duration::from_secs(1), drained).await.unwrap().unwrap();
@@ -129,7 +129,7 @@ async fn drain_waits_for_in_flight_requests_of_a_removed_replica() {
 async fn raising_capacity_releases_waiters() {
     let (t, _) = throttler(1, 10);
     t.set_endpoints(&[addr(1)]);
-    let (_held, _) = t.acquire().await.unwrap();
+    let (_held, _) = t.acquire(0).await.unwrap();
     let waiting = waiting(&t, 1).remove(0);
     tokio::time::sleep(Duration::from_millis(10)).await;
     t.set_endpoints(&[addr(1), addr(2)]);
@@ -158,6 +158,8 @@ async fn close_answers_every_waiter() {
     for w in waiting {
         assert_eq!(w.await.unwrap().unwrap_err(), AcquireError::Closed);
     }
-    assert_eq!(t.acquire().await.unwrap_err(), AcquireError::Closed, "no new waiting after close");
+    assert_eq!(t.acquire(0).await.unwrap_err(), AcquireError::Closed, "no new waiting after close");
     assert_eq!(t.snapshot().queued, 0);
 }
+
+mod queue_bytes;

@@ -70,7 +70,14 @@ pub async fn slow_backend(
 }
 
 pub fn options(timeout: Duration, protocol: Protocol) -> RevisionOptions {
-    RevisionOptions { container_concurrency: 0, timeout, cold_start_timeout: timeout, max_queued: 100, protocol }
+    RevisionOptions {
+        container_concurrency: 0,
+        timeout,
+        cold_start_timeout: timeout,
+        max_queued: 100,
+        max_queued_body_bytes: swell_api::config::DEFAULT_MAX_QUEUED_BODY_BYTES,
+        protocol,
+    }
 }
 
 /// A revision handle with `endpoints` ready.

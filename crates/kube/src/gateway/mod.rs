@@ -1,11 +1,17 @@
 //! `swell gateway` in the cluster: the same data path as `swell serve` (`swell_gateway::Gateway`), fed
 //! from watches instead of a file. Routes and Revisions become the route table (`routes`), each
-//! revision's EndpointSlices its throttler's ready addresses (`endpoints`), and the throttlers' samples
-//! and pokes go to `swell control` (`push`). `run` wires them together.
+//! revision's EndpointSlices (`endpoints`), the gateway's own probe of starting replicas (`probe`) and
+//! control's drain orders (`drain`) its throttler's ready set (`readiness`); `sync` applies the watch
+//! caches, `report` and `push` exchange stats and orders with `swell control`, and `run` wires them.
 
+pub mod drain;
 pub mod endpoints;
+pub mod probe;
 pub mod push;
+pub mod readiness;
+pub mod report;
 pub mod routes;
 pub mod run;
+pub mod sync;
 
 pub use run::{GatewayOptions, run};

@@ -35,3 +35,4 @@ pub fn route(name: &str, spec: Value) -> Route {
 }
 
 pub mod api_server;
+pub mod gateway;

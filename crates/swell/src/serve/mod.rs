@@ -94,6 +94,7 @@ async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) ->
             timeout,
             cold_start_timeout,
             max_queued: config.gateway.max_queued_requests,
+            max_queued_body_bytes: config.gateway.queued_body_bytes(),
             protocol: revision.spec.protocol,
         };
         let poke_tx = poke_tx.clone();
@@ -136,7 +137,8 @@ async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) ->
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let limits = ServerLimits { max_header_bytes: config.gateway.max_header_bytes };
+    let limits =
+        ServerLimits { max_header_bytes: config.gateway.max_header_bytes, fast_path: config.gateway.fast_path };
     let (gateway_addr, gateway_workers) =
         workers::start(config.gateway.listen, gateway_threads, gateway, limits, || Box::pin(stopped(stop_rx.clone())))?;
     let admin_listener = TcpListener::bind(config.admin.listen)

@@ -1,0 +1,272 @@
+//! The request side of the fast path: deciding from a parsed HTTP/1.1 head whether the fast path serves it,
+//! and writing the head the replica gets, straight from the client's bytes into one buffer. The rewrite is
+//! the same as the hyper path's (`swell_activator::Upstream::forward`): hop-by-hop headers dropped, the
+//! original `Host` kept, `x-forwarded-for/-proto/-host` set, `x-request-id` passed on or generated.
+//!
+//! Anything unusual is left to hyper rather than handled twice: other HTTP versions, upgrades,
+//! `Expect`, `Transfer-Encoding` on a request, absolute-form targets, a missing `Host`, a `Connection`
+//! header naming other headers, more than [`MAX_HEADERS`] headers.
+
+use crate::server::Peer;
+use http::HeaderName;
+use swell_router::RequestHeaders;
+
+/// Request and response heads with more headers than this go to hyper (or, from a replica, fail).
+pub(super) const MAX_HEADERS: usize = 64;
+/// Longest `x-request-id` passed on by the fast path (longer ones go through hyper).
+const MAX_REQUEST_ID: usize = 64;
+
+/// Parsed headers, looked up the way the router wants them.
+pub(super) struct ParsedHeaders<'h, 'b>(pub(super) &'h [httparse::Header<'b>]);
+
+impl RequestHeaders for ParsedHeaders<'_, '_> {
+    fn first(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.0.iter().find(|h| h.name.eq_ignore_ascii_case(name.as_str())).map(|h| h.value)
+    }
+
+    fn has_value(&self, name: &HeaderName, value: &[u8]) -> bool {
+        self.0.iter().any(|h| h.name.eq_ignore_ascii_case(name.as_str()) && h.value == value)
+    }
+}
+
+/// What routing and the rewrite need from a head the fast path serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Inspected<'b> {
+    pub(super) host: &'b str,
+    pub(super) path: &'b str,
+    pub(super) body_len: u64,
+    pub(super) is_head: bool,
+    /// The client asked to close the connection after this exchange.
+    pub(super) close: bool,
+}
+
+/// The request's `x-request-id`, passed on or generated, kept to echo on the response.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RequestId {
+    bytes: [u8; MAX_REQUEST_ID],
+    len: u8,
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        RequestId { bytes: [0; MAX_REQUEST_ID], len: 0 }
+    }
+}
+
+impl RequestId {
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    fn of(value: &[u8]) -> Self {
+        let mut bytes = [0; MAX_REQUEST_ID];
+        bytes[..value.len()].copy_from_slice(value);
+        RequestId { bytes, len: value.len() as u8 }
+    }
+}
+
+/// The fast path's view of `request`, or `None` when hyper should serve it.
+pub(super) fn inspect<'b>(request: &httparse::Request<'_, 'b>) -> Option<Inspected<'b>> {
+    if request.version != Some(1) {
+        return None;
+    }
+    let method = request.method?;
+    let path = request.path?;
+    if method == "CONNECT" || !path.starts_with('/') {
+        return None;
+    }
+    let (mut host, mut body_len, mut close) = (None, None::<u64>, false);
+    for header in request.headers.iter() {
+        let name = header.name;
+        if name.eq_ignore_ascii_case("host") {
+            if host.is_some() {
+                return None;
+            }
+            host = Some(std::str::from_utf8(header.value).ok()?);
+        } else if name.eq_ignore_ascii_case("content-length") {
+            let len = parse_length(header.value)?;
+            if body_len.is_some_and(|seen| seen != len) {
+                return None;
+            }
+            body_len = Some(len);
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in header.value.split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.is_empty() {
+                    // `upgrade`, or headers to strip by name: hyper's path handles both.
+                    return None;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("upgrade")
+            || name.eq_ignore_ascii_case("expect")
+            || (name.eq_ignore_ascii_case("x-request-id") && header.value.len() > MAX_REQUEST_ID)
+        {
+            return None;
+        }
+    }
+    Some(Inspected { host: host?, path, body_len: body_len.unwrap_or(0), is_head: method == "HEAD", close })
+}
+
+/// A `Content-Length` value: digits only.
+pub(super) fn parse_length(value: &[u8]) -> Option<u64> {
+    let value = value.trim_ascii();
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(value.iter().fold(0, |len, digit| len * 10 + u64::from(digit - b'0')))
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+pub(super) fn is_hop_by_hop(name: &str) -> bool {
+    const HOP_BY_HOP: [&str; 9] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ];
+    HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop))
+}
+
+/// Write the head the replica gets for `request` into `out` (cleared first); returns the request id.
+pub(super) fn write_upstream(
+    request: &httparse::Request<'_, '_>,
+    inspected: &Inspected<'_>,
+    peer: &Peer,
+    out: &mut Vec<u8>,
+) -> RequestId {
+    out.clear();
+    out.extend_from_slice(request.method.unwrap_or("GET").as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(inspected.path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let (mut forwarded_for, mut id) = (None, None);
+    for header in request.headers.iter() {
+        let name = header.name;
+        if is_hop_by_hop(name) || name.eq_ignore_ascii_case("x-forwarded-proto") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("x-forwarded-host") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("x-forwarded-for") {
+            // The first one is extended, as the hyper path does; the hop adds itself at the end.
+            forwarded_for.get_or_insert(header.value);
+            continue;
+        }
+        if name.eq_ignore_ascii_case("x-request-id") {
+            id.get_or_insert(RequestId::of(header.value));
+        }
+        put_header(out, name.as_bytes(), header.value);
+    }
+    put_header(out, b"x-forwarded-host", inspected.host.as_bytes());
+    out.extend_from_slice(b"x-forwarded-for: ");
+    if let Some(previous) = forwarded_for {
+        out.extend_from_slice(previous);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(peer.forwarded_for.as_bytes());
+    out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
+    let id = match id {
+        Some(id) => id,
+        None => {
+            let id = RequestId::of(&swell_activator::fresh_request_id());
+            put_header(out, b"x-request-id", id.as_bytes());
+            id
+        }
+    };
+    out.extend_from_slice(b"\r\n");
+    id
+}
+
+pub(super) fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed<R>(raw: &[u8], check: impl FnOnce(&httparse::Request<'_, '_>) -> R) -> R {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        assert!(request.parse(raw).expect("parses").is_complete());
+        check(&request)
+    }
+
+    #[test]
+    fn serves_plain_requests_and_leaves_the_rest_to_hyper() {
+        let plain = b"POST /v1/models/m:predict HTTP/1.1\r\nHost: a.example\r\nContent-Length: 12\r\nConnection: keep-alive\r\n\r\n";
+        let inspected = parsed(plain, |r| inspect(r).map(|i| (i.host.to_string(), i.body_len, i.close, i.is_head)));
+        assert_eq!(inspected, Some(("a.example".to_string(), 12, false, false)));
+        let close = b"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+        assert_eq!(parsed(close, |r| inspect(r).map(|i| (i.close, i.is_head))), Some((true, true)));
+        for unsupported in [
+            &b"GET / HTTP/1.0\r\nHost: a\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: x-secret\r\nx-secret: 1\r\n\r\n",
+        ] {
+            assert!(parsed(unsupported, |r| inspect(r).is_none()), "{}", String::from_utf8_lossy(unsupported));
+        }
+    }
+
+    #[test]
+    fn rewrites_the_head_like_the_hyper_path() {
+        let raw = b"GET /p?q=1 HTTP/1.1\r\nHost: api.example.com\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Host: spoofed\r\nAccept: */*\r\n\r\n";
+        let peer = Peer::new(([192, 0, 2, 7], 5555).into());
+        let (written, id) = parsed(raw, |r| {
+            let mut out = Vec::new();
+            let id = write_upstream(r, &inspect(r).expect("served"), &peer, &mut out);
+            (String::from_utf8(out).expect("ascii"), id)
+        });
+        let id = String::from_utf8(id.as_bytes().to_vec()).expect("hex");
+        assert_eq!(id.len(), 32, "an id is generated when absent");
+        assert_eq!(
+            written,
+            format!(
+                "GET /p?q=1 HTTP/1.1\r\nHost: api.example.com\r\nAccept: */*\r\nx-forwarded-host: api.example.com\r\n\
+                 x-forwarded-for: 10.0.0.1, 192.0.2.7\r\nx-forwarded-proto: http\r\nx-request-id: {id}\r\n\r\n"
+            )
+        );
+    }
+
+    #[test]
+    fn keeps_the_clients_request_id() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: abc\r\n\r\n";
+        let peer = Peer::new(([127, 0, 0, 1], 1).into());
+        let (written, id) = parsed(raw, |r| {
+            let mut out = Vec::new();
+            let id = write_upstream(r, &inspect(r).expect("served"), &peer, &mut out);
+            (String::from_utf8(out).expect("ascii"), id)
+        });
+        assert_eq!(id.as_bytes(), b"abc");
+        assert_eq!(written.matches("x-request-id").count() + written.matches("X-Request-Id").count(), 1);
+    }
+
+    #[test]
+    fn router_lookups_ignore_case() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nSwell-Tag: canary\r\nX-Team: a\r\nx-team: b\r\n\r\n";
+        parsed(raw, |r| {
+            let headers = ParsedHeaders(r.headers);
+            assert_eq!(headers.first(&HeaderName::from_static("swell-tag")), Some(&b"canary"[..]));
+            assert!(headers.has_value(&HeaderName::from_static("x-team"), b"b"));
+            assert!(!headers.has_value(&HeaderName::from_static("x-team"), b"c"));
+        });
+    }
+}

@@ -1,0 +1,258 @@
+//! The gateway's own HTTP/1 path, byte for byte, with raw sockets on 127.0.0.1 on both sides: pipelined
+//! requests, replica connection reuse and the retry on a connection the replica closed while idle, the
+//! three ways a response body ends, `HEAD`, `Connection: close`, and a connection handed to hyper in the
+//! middle (a chunked request body after a plain one).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use swell_api::Protocol;
+use swell_gateway::ServerLimits;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+mod support;
+
+/// How a raw replica answers each request.
+#[derive(Clone, Copy)]
+enum Replica {
+    /// `200` with `Content-Length`, echoing the request line, keeping the connection.
+    KeepAlive,
+    /// The same, then closing the connection without saying so (an idle timeout racing the next request).
+    CloseSilently,
+    /// A body with no length, ended by closing the connection.
+    UntilClose,
+    /// A chunked body in three chunks.
+    Chunked,
+}
+
+/// A replica at the returned address; the counter counts its accepted connections.
+async fn replica(kind: Replica) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                while let Some(head) = read_head(&mut stream, &mut pending).await {
+                    let line = head.lines().next().unwrap_or_default().to_string();
+                    let is_head = line.starts_with("HEAD ");
+                    let reply = match kind {
+                        Replica::KeepAlive | Replica::CloseSilently => {
+                            let body = if is_head { String::new() } else { line.clone() };
+                            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", line.len())
+                        }
+                        Replica::UntilClose => format!("HTTP/1.1 200 OK\r\n\r\n{line}"),
+                        Replica::Chunked => {
+                            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n"
+                                .into()
+                        }
+                    };
+                    if stream.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    if matches!(kind, Replica::CloseSilently | Replica::UntilClose) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// Read one request head (requests here carry no body); `None` at the end of the stream.
+async fn read_head(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Option<String> {
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+            pending.drain(..end + 4);
+            return Some(head);
+        }
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => pending.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A gateway with revision `v1` (HTTP/1 upstream) at `replica`.
+async fn gateway(replica: SocketAddr) -> SocketAddr {
+    let handle = support::revision("v1", support::options(Duration::from_secs(5), Protocol::Http1), &[replica]);
+    support::gateway(support::ALL_TO_V1, &[handle], 0, ServerLimits::default()).await
+}
+
+/// One response from `stream`: status, head and body (by `Content-Length` or chunked, decoded).
+async fn response(stream: &mut TcpStream, pending: &mut Vec<u8>, head_request: bool) -> (u16, String, String) {
+    let head = read_head(stream, pending).await.expect("a response head");
+    let status = head[9..12].parse().expect("a status");
+    let lower = head.to_ascii_lowercase();
+    let length = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map(|v| v.trim().parse::<usize>().expect("a length"));
+    let body = if head_request {
+        Vec::new()
+    } else if lower.contains("transfer-encoding: chunked") {
+        let mut body = Vec::new();
+        loop {
+            let line = read_line(stream, pending).await;
+            let size = usize::from_str_radix(line.trim(), 16).expect("a chunk size");
+            if size == 0 {
+                read_line(stream, pending).await;
+                break body;
+            }
+            fill(stream, pending, size + 2).await;
+            body.extend(pending.drain(..size));
+            pending.drain(..2);
+        }
+    } else {
+        let length = length.expect("a framed response");
+        fill(stream, pending, length).await;
+        pending.drain(..length).collect()
+    };
+    (status, head, String::from_utf8(body).expect("utf-8"))
+}
+
+async fn fill(stream: &mut TcpStream, pending: &mut Vec<u8>, want: usize) {
+    while pending.len() < want {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "the gateway closed early");
+        pending.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn read_line(stream: &mut TcpStream, pending: &mut Vec<u8>) -> String {
+    loop {
+        if let Some(end) = pending.windows(2).position(|w| w == b"\r\n") {
+            let line = String::from_utf8_lossy(&pending[..end]).into_owned();
+            pending.drain(..end + 2);
+            return line;
+        }
+        fill(stream, pending, pending.len() + 1).await;
+    }
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: api.example\r\n\r\n")
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_over_one_replica_connection() {
+    let (replica, accepted) = replica(Replica::KeepAlive).await;
+    let gateway = gateway(replica).await;
+    let mut client = TcpStream::connect(gateway).await.unwrap();
+    let pipelined: String = (0..5).map(|i| get(&format!("/v1/{i}"))).collect();
+    client.write_all(pipelined.as_bytes()).await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..5 {
+        let (status, head, body) = response(&mut client, &mut pending, false).await;
+        assert_eq!(status, 200);
+        assert_eq!(body, format!("GET /v1/{i} HTTP/1.1"));
+        assert!(head.to_ascii_lowercase().contains("x-request-id: "), "{head}");
+    }
+    for i in 0..5 {
+        client.write_all(get(&format!("/v1/again-{i}")).as_bytes()).await.unwrap();
+        assert_eq!(response(&mut client, &mut pending, false).await.2, format!("GET /v1/again-{i} HTTP/1.1"));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one replica connection, reused");
+}
+
+#[tokio::test]
+async fn a_replica_connection_closed_while_idle_is_replaced_without_failing_the_request() {
+    let (replica, accepted) = replica(Replica::CloseSilently).await;
+    let gateway = gateway(replica).await;
+    let mut client = TcpStream::connect(gateway).await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..5 {
+        client.write_all(get(&format!("/v1/{i}")).as_bytes()).await.unwrap();
+        let (status, _, body) = response(&mut client, &mut pending, false).await;
+        assert_eq!((status, body), (200, format!("GET /v1/{i} HTTP/1.1")));
+        // Let the replica's close arrive, so the next request finds a dead pooled connection.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn chunked_and_close_delimited_bodies_pass_through() {
+    let (chunked, _) = replica(Replica::Chunked).await;
+    let gateway_chunked = gateway(chunked).await;
+    let mut client = TcpStream::connect(gateway_chunked).await.unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..2 {
+        client.write_all(get("/v1/c").as_bytes()).await.unwrap();
+        let (status, head, body) = response(&mut client, &mut pending, false).await;
+        assert_eq!((status, body.as_str()), (200, "onetwo"), "{head}");
+    }
+
+    let (until_close, _) = replica(Replica::UntilClose).await;
+    let gateway_close = gateway(until_close).await;
+    let mut client = TcpStream::connect(gateway_close).await.unwrap();
+    client.write_all(get("/v1/u").as_bytes()).await.unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut all)).await.unwrap().unwrap();
+    let all = String::from_utf8(all).unwrap();
+    assert!(all.starts_with("HTTP/1.1 200 OK\r\n"), "{all}");
+    assert!(all.to_ascii_lowercase().contains("connection: close"), "{all}");
+    assert!(all.ends_with("\r\n\r\nGET /v1/u HTTP/1.1"), "the whole body, then the gateway closes: {all}");
+}
+
+#[tokio::test]
+async fn head_requests_and_connection_close() {
+    let (replica, _) = replica(Replica::KeepAlive).await;
+    let gateway = gateway(replica).await;
+    let mut client = TcpStream::connect(gateway).await.unwrap();
+    let mut pending = Vec::new();
+    client.write_all(b"HEAD /v1/h HTTP/1.1\r\nHost: api.example\r\n\r\n").await.unwrap();
+    let (status, head, _) = response(&mut client, &mut pending, true).await;
+    assert_eq!(status, 200);
+    assert!(head.contains("content-length: 19"), "the length of the body a GET would get: {head}");
+    client.write_all(b"GET /v1/g HTTP/1.1\r\nHost: api.example\r\nConnection: close\r\n\r\n").await.unwrap();
+    let (_, head, body) = response(&mut client, &mut pending, false).await;
+    assert_eq!(body, "GET /v1/g HTTP/1.1", "the HEAD response left no body bytes behind");
+    assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest)).await.unwrap();
+    assert!(closed.is_ok() && rest.is_empty() && pending.is_empty(), "closed after the response");
+}
+
+#[tokio::test]
+async fn a_connection_moves_to_hyper_for_a_request_the_fast_path_does_not_serve() {
+    let echo = support::backend(|request| {
+        let method = request.method().to_string();
+        http::Response::new(support::full(if method == "POST" { "posted" } else { "got" }))
+    })
+    .await;
+    let gateway = gateway(echo).await;
+    let mut client = TcpStream::connect(gateway).await.unwrap();
+    let mut pending = Vec::new();
+    client.write_all(get("/v1/first").as_bytes()).await.unwrap();
+    assert_eq!(response(&mut client, &mut pending, false).await.2, "got");
+    // A chunked request body: hyper takes the connection from here, starting with these bytes.
+    let chunked =
+        "POST /v1/second HTTP/1.1\r\nHost: api.example\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n";
+    client.write_all(format!("{chunked}{}", get("/v1/third")).as_bytes()).await.unwrap();
+    assert_eq!(response(&mut client, &mut pending, false).await.2, "posted");
+    assert_eq!(response(&mut client, &mut pending, false).await.2, "got");
+}
+
+#[tokio::test]
+async fn an_unreachable_replica_gets_502_and_the_connection_stays_usable() {
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let gateway = gateway(closed).await;
+    let mut client = TcpStream::connect(gateway).await.unwrap();
+    let mut pending = Vec::new();
+    client.write_all(get("/v1/x").as_bytes()).await.unwrap();
+    let (status, head, body) = response(&mut client, &mut pending, false).await;
+    assert_eq!(status, 502, "{head}");
+    assert!(body.contains("\"revision\":\"v1\""), "{body}");
+    client.write_all(get("/v1/y").as_bytes()).await.unwrap();
+    assert_eq!(response(&mut client, &mut pending, false).await.0, 502, "the connection stays usable");
+}
