@@ -1,43 +1,27 @@
-//! The scale actuator: turns the autoscaler's desired count N into merge patches of the Deployments'
-//! scale subresource, only for values that change, burst first on scale-in (`split::steps`). Before a
-//! scale-in it marks the pods chosen to go with a low `controller.kubernetes.io/pod-deletion-cost`, so the
-//! ReplicaSet removes those (idle, already drained) and not busy ones; in ACK ResourcePolicy mode it does
-//! not, because the policy owns scale-in order and conflicts with deletion cost (peers.md §3.3).
+//! The scale actuator: the API calls behind the autoscaler's decisions. It turns a desired count N into
+//! merge patches of the Deployments' scale subresource, only for values that change, burst first on
+//! scale-in (`split::steps`). For a scale-in it also lists the revision's pods and marks the ones chosen
+//! to go (`autoscale::victims`) with a low `controller.kubernetes.io/pod-deletion-cost`, so the
+//! ReplicaSet removes those (idle, drained) and not busy ones; under an ACK ResourcePolicy it does not,
+//! because the policy owns scale-in order and conflicts with deletion cost (peers.md §3.3).
 
 use crate::error::Result;
-use crate::split::{self, Role, Split};
+use crate::labels;
+use crate::split::{self, Split};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
 use swell_api::revision::{PlacementMode, PlacementSpec, SchedulerPolicy};
 
 pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 /// Below the default of 0, so marked pods go before unmarked ones.
-const LOW_COST: &str = "-1000";
+pub const LOW_COST: i32 = -1000;
 
-/// A pod of a revision with its load, as the gateways report it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodLoad {
-    pub name: String,
-    pub role: Role,
-    pub in_flight: u32,
-}
-
-/// The pods to remove when going from `current` to `desired`: per pool, the ones with the fewest
-/// requests in flight (ties by name, so the choice is stable).
-pub fn pick_victims(pods: &[PodLoad], current: Split, desired: Split) -> Vec<String> {
-    let mut victims = Vec::new();
-    for (role, remove) in [
-        (Role::Burst, current.burst.saturating_sub(desired.burst)),
-        (Role::Regular, current.regular.saturating_sub(desired.regular)),
-    ] {
-        let mut pool: Vec<&PodLoad> = pods.iter().filter(|p| p.role == role).collect();
-        pool.sort_by(|a, b| a.in_flight.cmp(&b.in_flight).then_with(|| a.name.cmp(&b.name)));
-        victims.extend(pool.into_iter().take(remove as usize).map(|p| p.name.clone()));
-    }
-    victims
+/// Scheduler mode with an ACK ResourcePolicy: the policy, not the deletion cost, orders scale-in.
+pub fn policy_owns_scale_in(placement: Option<&PlacementSpec>) -> bool {
+    placement.is_some_and(|p| p.mode == PlacementMode::Scheduler && p.scheduler == SchedulerPolicy::ResourcePolicy)
 }
 
 pub struct ScaleActuator {
@@ -50,7 +34,8 @@ impl ScaleActuator {
     }
 
     /// Takes revision `name` from `current` to `desired` replicas in total and returns the new split.
-    /// `victims` are the pods chosen to go on scale-in (see `pick_victims`); the caller has drained them.
+    /// `victims` are pods to mark before a scale-in (see `autoscale::victims`); the autoscaler marks its
+    /// victims when it starts draining them and passes none here.
     pub async fn scale(
         &self,
         ns: &str,
@@ -65,13 +50,9 @@ impl ScaleActuator {
         if steps.is_empty() {
             return Ok(current);
         }
-        let resource_policy = placement
-            .is_some_and(|p| p.mode == PlacementMode::Scheduler && p.scheduler == SchedulerPolicy::ResourcePolicy);
-        if desired < current.total() && !resource_policy {
-            let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-            let body = json!({"metadata": {"annotations": {DELETION_COST: LOW_COST}}});
+        if desired < current.total() && !policy_owns_scale_in(placement) {
             for pod in victims {
-                pods.patch(pod, &PatchParams::default(), &Patch::Merge(&body)).await?;
+                self.mark(ns, pod, true).await?;
             }
         }
         let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
@@ -83,25 +64,20 @@ impl ScaleActuator {
         }
         Ok(target)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Every pod of revision `name` in both pools (its pool is in its labels), terminating ones too.
+    pub async fn pods(&self, ns: &str, name: &str) -> Result<Vec<Pod>> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let selector = format!("{}={name}", labels::REVISION);
+        Ok(pods.list(&ListParams::default().labels(&selector)).await?.items)
+    }
 
-    #[test]
-    fn victims_are_the_least_busy_burst_pods_first() {
-        let pod = |name: &str, role, in_flight| PodLoad { name: name.into(), role, in_flight };
-        let pods = [
-            pod("r-1", Role::Regular, 0),
-            pod("r-2", Role::Regular, 5),
-            pod("b-1", Role::Burst, 3),
-            pod("b-2", Role::Burst, 1),
-            pod("b-3", Role::Burst, 1),
-        ];
-        let s = |regular, burst| Split { regular, burst };
-        assert_eq!(pick_victims(&pods, s(2, 3), s(2, 1)), ["b-2", "b-3"]);
-        assert_eq!(pick_victims(&pods, s(2, 3), s(1, 0)), ["b-2", "b-3", "b-1", "r-1"]);
-        assert!(pick_victims(&pods, s(2, 3), s(2, 3)).is_empty());
+    /// Sets (`low`) or removes the low deletion cost on pod `name`.
+    pub async fn mark(&self, ns: &str, name: &str, low: bool) -> Result<()> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let cost = if low { json!(LOW_COST.to_string()) } else { serde_json::Value::Null };
+        let body = json!({"metadata": {"annotations": {DELETION_COST: cost}}});
+        pods.patch(name, &PatchParams::default(), &Patch::Merge(&body)).await?;
+        Ok(())
     }
 }

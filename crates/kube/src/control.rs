@@ -1,7 +1,7 @@
 //! `swell control`: the controller and the autoscaler in the cluster. Every replica keeps watch caches
-//! of Revisions and Swell's Deployments, watches the `swell-autoscaler` ConfigMap, accepts gateway
-//! statistics on its HTTP listener and runs the deciders; only the replica holding the Lease runs the
-//! controllers and sends scale PATCHes. A replica that loses the Lease stops them and campaigns again;
+//! of Revisions and Swell's Deployments, watches the `swell-autoscaler` and `swell-placement` ConfigMaps,
+//! accepts gateway statistics on its HTTP listener and runs the deciders; only the replica holding the
+//! Lease runs the controllers, sends scale PATCHes and orders drains. A replica that loses the Lease stops them and campaigns again;
 //! the standby that wins already has warm caches and decider windows.
 
 use crate::autoscale::{Autoscaler, ControlEndpoint};
@@ -13,7 +13,7 @@ use crate::labels;
 use crate::leader;
 use crate::metrics::ControlMetrics;
 use crate::pool::{PLACEMENT_CONFIG_MAP, Pools};
-use crate::settings_watch::SettingsReloader;
+use crate::settings_watch::{PlacementReloader, SettingsReloader};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -56,14 +56,17 @@ pub async fn run(client: kube::Client, options: ControlOptions) -> Result<()> {
     let (pools, settings) = load_config(&client, &options.namespace).await?;
     let metrics = ControlMetrics::new();
     let (settings_tx, settings_rx) = watch::channel(Arc::new(settings));
-    let (_pools_tx, pools_rx) = watch::channel(Arc::new(pools));
+    let (pools_tx, pools_rx) = watch::channel(Arc::new(pools));
     let ctx =
         Arc::new(Context { client: client.clone(), pools: pools_rx, settings: settings_rx.clone(), now: rfc3339_now });
     let mut tasks = JoinSet::new();
 
     let reloader = SettingsReloader::new(client.clone(), settings_tx, metrics.clone(), &options.identity);
     let (c, ns) = (client.clone(), options.namespace.clone());
-    tasks.spawn(async move { reloader.run(c, &ns, AUTOSCALER_CONFIG_MAP).await });
+    tasks.spawn(async move { reloader.run(c, &ns).await });
+    let reloader = PlacementReloader::new(client.clone(), pools_tx, metrics.clone(), &options.identity);
+    let (c, ns) = (client.clone(), options.namespace.clone());
+    tasks.spawn(async move { reloader.run(c, &ns).await });
 
     let revisions = cache(&mut tasks, Api::<Revision>::all(client.clone()), watcher::Config::default());
     let managed = format!("{}=swell", labels::MANAGED_BY);
@@ -74,7 +77,8 @@ pub async fn run(client: kube::Client, options: ControlOptions) -> Result<()> {
         .await
         .map_err(|source| Error::Io { what: format!("binding {}", options.listen), source })?;
     let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
-    let endpoint = Arc::new(ControlEndpoint::new(inbox_tx, metrics.clone()));
+    let autoscaler = Autoscaler::new(client.clone(), revisions, deployments, settings_rx, metrics.clone());
+    let endpoint = Arc::new(ControlEndpoint::new(inbox_tx, metrics.clone(), autoscaler.board()));
     tasks.spawn(swell_gateway::serve(
         listener,
         endpoint,
@@ -84,7 +88,6 @@ pub async fn run(client: kube::Client, options: ControlOptions) -> Result<()> {
     tracing::info!(listen = %options.listen, "accepting gateway statistics");
 
     let mut leading = leader::campaign(client.clone(), &options.namespace, &options.identity).await?;
-    let autoscaler = Autoscaler::new(client, revisions, deployments, settings_rx, metrics);
     tasks.spawn(autoscaler.run(inbox_rx, leading.clone(), std::future::pending()));
     loop {
         // Wait to lead, then run the controllers until leadership is lost.
@@ -125,7 +128,7 @@ where
     store
 }
 
-/// Burst pools and autoscaler settings, read once at start (the autoscaler settings are then watched).
+/// Burst pools and autoscaler settings, read once at start (both are then watched).
 /// A bad ConfigMap falls back to the defaults with an error log rather than refusing to start
 /// (DESIGN.md §9: keep the last good config).
 async fn load_config(client: &kube::Client, ns: &str) -> Result<(Pools, AutoscalerSettings)> {

@@ -23,9 +23,12 @@ use crate::server::{Peer, ServerLimits};
 use head::{MAX_HEADERS, ParsedHeaders, RequestId};
 use std::cell::RefCell;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Poll, ready};
 use swell_api::Protocol;
 use swell_router::{Fallback, RequestView};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -59,19 +62,19 @@ pub(super) struct Conn {
 impl Conn {
     /// Read what the client sent next onto `buf`; 0 at the end of the stream.
     async fn read(&mut self) -> io::Result<usize> {
-        loop {
-            self.stream.readable().await?;
-            let read = SCRATCH.with(|scratch| {
+        // `poll_read` rather than `readable` + `try_read`: tokio's `poll_read` notes a short read as the
+        // socket being drained, which saves the extra `recv` that would only return EAGAIN.
+        let Conn { stream, buf, .. } = self;
+        std::future::poll_fn(|cx| {
+            SCRATCH.with(|scratch| {
                 let mut scratch = scratch.borrow_mut();
-                let n = self.stream.try_read(&mut scratch)?;
-                self.buf.extend_from_slice(&scratch[..n]);
-                Ok::<_, io::Error>(n)
-            });
-            match read {
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                read => return read,
-            }
-        }
+                let mut read = ReadBuf::new(&mut scratch);
+                ready!(Pin::new(&mut *stream).poll_read(cx, &mut read))?;
+                buf.extend_from_slice(read.filled());
+                Poll::Ready(Ok(read.filled().len()))
+            })
+        })
+        .await
     }
 }
 

@@ -2,10 +2,13 @@
 //! each gateway's second ends, so the book keeps the latest report per gateway and the autoscaler takes
 //! one sum per tick: concurrency is each gateway's latest average (a level), requests are every count
 //! not yet taken (a flow, so a report that arrives twice between ticks is not lost and one that is late
-//! is not counted twice). A gateway that stops reporting stops counting after `STALE`.
+//! is not counted twice). A gateway that stops reporting stops counting after `STALE`. For scale-in the
+//! book also keeps what each gateway last said about the revision's replicas: requests in flight per
+//! address (to pick the pods to go) and the addresses it has drained (to know when they may go).
 
-use crate::stats::{RevisionKey, StatsReport};
+use crate::stats::{EndpointStats, RevisionKey, StatsReport};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// How long a gateway's concurrency counts without a fresh report (it may have died or been scaled in).
@@ -20,11 +23,34 @@ pub struct Sample {
     pub poked: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 struct Entry {
     concurrency: f64,
     requests: f64,
     at: Duration,
+    endpoints: Vec<EndpointStats>,
+    drained: Vec<SocketAddr>,
+}
+
+/// One gateway's latest word on a revision's replicas.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayView<'a> {
+    /// When its report arrived.
+    pub at: Duration,
+    /// The replicas it knows (ready or draining), with its requests in flight on each.
+    pub endpoints: &'a [EndpointStats],
+    /// Replicas under a drain order that have nothing in flight from it any more.
+    pub drained: &'a [SocketAddr],
+}
+
+impl GatewayView<'_> {
+    pub fn knows(&self, address: SocketAddr) -> bool {
+        self.endpoints.iter().any(|e| e.address == address)
+    }
+
+    pub fn has_drained(&self, address: SocketAddr) -> bool {
+        self.drained.contains(&address)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -37,11 +63,12 @@ impl StatsBook {
     pub fn add(&mut self, report: &StatsReport, now: Duration) {
         for stats in &report.revisions {
             let gateways = self.by_revision.entry(stats.key()).or_default();
-            let entry =
-                gateways.entry(report.gateway.clone()).or_insert(Entry { concurrency: 0.0, requests: 0.0, at: now });
+            let entry = gateways.entry(report.gateway.clone()).or_default();
             entry.concurrency = finite(stats.concurrency);
             entry.requests += stats.requests as f64;
             entry.at = now;
+            entry.endpoints.clone_from(&stats.endpoints);
+            entry.drained.clone_from(&stats.drained);
         }
     }
 
@@ -61,6 +88,28 @@ impl StatsBook {
             }
         }
         sample
+    }
+
+    /// The gateways that reported on the revision within `STALE` of `now`.
+    pub fn gateways(&self, key: &RevisionKey, now: Duration) -> Vec<GatewayView<'_>> {
+        let Some(gateways) = self.by_revision.get(key) else { return Vec::new() };
+        gateways
+            .values()
+            .filter(|e| now.saturating_sub(e.at) <= STALE)
+            .map(|e| GatewayView { at: e.at, endpoints: &e.endpoints, drained: &e.drained })
+            .collect()
+    }
+
+    /// Requests in flight per replica address, summed over the gateways that reported lately.
+    pub fn in_flight(&self, key: &RevisionKey, now: Duration) -> HashMap<SocketAddr, u32> {
+        let mut sums = HashMap::new();
+        for gateway in self.gateways(key, now) {
+            for endpoint in gateway.endpoints {
+                let sum: &mut u32 = sums.entry(endpoint.address).or_default();
+                *sum = sum.saturating_add(endpoint.in_flight);
+            }
+        }
+        sums
     }
 
     /// Forget revisions that no longer exist, so a deleted revision's entries do not linger.
@@ -152,5 +201,29 @@ mod tests {
         assert_eq!(book.take(&key, secs(2)), Sample { concurrency: 2.0, requests: 0.0, poked: false });
         book.retain(|_| false);
         assert_eq!(book.take(&key, secs(2)), Sample::default());
+    }
+
+    #[test]
+    fn replica_load_sums_fresh_gateways_and_keeps_their_drained_lists() {
+        let key = RevisionKey::new("ml", "bert");
+        let (x, y): (SocketAddr, SocketAddr) =
+            ("10.0.0.1:80".parse().expect("addr"), "10.0.0.2:80".parse().expect("addr"));
+        let with = |gateway: &str, endpoints: &[(SocketAddr, u32)], drained: &[SocketAddr]| {
+            let mut r = report(gateway, &[("bert", 1.0, 1)]);
+            r.revisions[0].endpoints =
+                endpoints.iter().map(|&(address, in_flight)| EndpointStats { address, in_flight }).collect();
+            r.revisions[0].drained = drained.to_vec();
+            r
+        };
+        let mut book = StatsBook::default();
+        book.add(&with("old", &[(x, 9)], &[]), secs(1));
+        book.add(&with("a", &[(x, 2), (y, 0)], &[y]), secs(4));
+        book.add(&with("b", &[(x, 1)], &[]), secs(5));
+        assert_eq!(book.in_flight(&key, secs(5)), HashMap::from([(x, 3), (y, 0)]), "old is stale");
+        let mut views = book.gateways(&key, secs(5));
+        views.sort_by_key(|g| g.at);
+        assert_eq!(views.len(), 2);
+        assert!(views[0].knows(y) && views[0].has_drained(y) && !views[1].knows(y));
+        assert!(book.gateways(&RevisionKey::new("ml", "gpt"), secs(5)).is_empty());
     }
 }

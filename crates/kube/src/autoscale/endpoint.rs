@@ -3,7 +3,10 @@
 //! `GET /healthz`. Every control replica accepts stats, not only the leader, so a standby's deciders are
 //! warm when it takes over. Reports go to the autoscaler through a bounded queue: when it is full the
 //! gateway gets a 503 and its next second's report carries on, rather than control's memory growing.
+//! A report is answered with the current drain orders (`StatsReply`, from the `DrainBoard`): that is how
+//! gateways learn which replicas to stop sending to before a scale-in.
 
+use super::orders::DrainBoard;
 use crate::metrics::ControlMetrics;
 use crate::stats::{POKE_PATH, PokeRequest, RevisionKey, STATS_PATH, StatsReport};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -53,19 +56,23 @@ pub fn parse(method: &Method, path: &str, body: &[u8]) -> Result<Ask, (StatusCod
 pub struct ControlEndpoint {
     inbox: mpsc::Sender<Inbound>,
     metrics: ControlMetrics,
+    orders: DrainBoard,
 }
 
 impl ControlEndpoint {
-    pub fn new(inbox: mpsc::Sender<Inbound>, metrics: ControlMetrics) -> Self {
-        Self { inbox, metrics }
+    /// `orders` is the autoscaler's board (`Autoscaler::board`).
+    pub fn new(inbox: mpsc::Sender<Inbound>, metrics: ControlMetrics, orders: DrainBoard) -> Self {
+        Self { inbox, metrics, orders }
     }
 
     fn deliver(&self, inbound: Inbound) -> Response<GatewayBody> {
-        if matches!(inbound, Inbound::Stats(_)) {
+        let stats = matches!(inbound, Inbound::Stats(_));
+        if stats {
             self.metrics.stats_reports.inc();
         }
         match self.inbox.try_send(inbound) {
-            Ok(()) => text(StatusCode::ACCEPTED, String::new(), "text/plain"),
+            Ok(()) if stats => text(StatusCode::ACCEPTED, self.orders.reply_json(), "application/json"),
+            Ok(()) => text(StatusCode::ACCEPTED, bytes::Bytes::new(), "text/plain"),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 error_response(StatusCode::SERVICE_UNAVAILABLE, "autoscaler busy, report dropped", None)
             }
@@ -96,7 +103,7 @@ impl Handler for ControlEndpoint {
     }
 }
 
-fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<GatewayBody> {
+fn text(status: StatusCode, body: impl Into<bytes::Bytes>, content_type: &'static str) -> Response<GatewayBody> {
     let mut response = Response::new(GatewayBody::local(body));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -106,7 +113,7 @@ fn text(status: StatusCode, body: String, content_type: &'static str) -> Respons
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::RevisionStats;
+    use crate::stats::{DrainOrder, RevisionStats, StatsReply};
 
     type Case<'a> = (Method, &'a str, &'a [u8], Result<Ask, StatusCode>);
 
@@ -148,10 +155,30 @@ mod tests {
     #[test]
     fn a_full_queue_answers_503_and_a_free_one_202() {
         let (tx, mut rx) = mpsc::channel(1);
-        let endpoint = ControlEndpoint::new(tx, ControlMetrics::new());
+        let endpoint = ControlEndpoint::new(tx, ControlMetrics::new(), DrainBoard::default());
         let poke = || Inbound::Poke(RevisionKey::new("ml", "bert"));
         assert_eq!(endpoint.deliver(poke()).status(), StatusCode::ACCEPTED);
         assert_eq!(endpoint.deliver(poke()).status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(rx.try_recv().ok(), Some(poke()));
+    }
+
+    #[tokio::test]
+    async fn a_report_is_answered_with_the_drain_orders() {
+        let (tx, _rx) = mpsc::channel(4);
+        let board = DrainBoard::default();
+        let endpoint = ControlEndpoint::new(tx, ControlMetrics::new(), board.clone());
+        let order = DrainOrder {
+            namespace: "ml".into(),
+            name: "bert".into(),
+            addresses: vec!["10.0.0.7:8501".parse().expect("addr")],
+        };
+        board.publish(vec![order.clone()]);
+        let report = Inbound::Stats(StatsReport { gateway: "gw".into(), revisions: Vec::new() });
+        let response = endpoint.deliver(report);
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = response.into_body().collect().await.expect("a body").to_bytes();
+        let reply: StatsReply = serde_json::from_slice(&body).expect("a StatsReply");
+        assert_eq!(reply.drain, [order]);
     }
 }

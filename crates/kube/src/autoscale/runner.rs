@@ -2,13 +2,16 @@
 //! (its gateways' summed sample into its decider, see `scaler`), and while this replica leads, a changed
 //! decision goes to the `ScaleActuator`. A poke for a revision at zero runs its step at once. Standby
 //! replicas run the same loop without scaling, so a new leader's deciders already hold the windows.
+//! A scale-in waits for its victims to drain (`apply`): each stats report that arrives may be the last
+//! confirmation it waits for, so reports also settle pending scale-ins, not only ticks.
 //! Replica-seconds per pool are counted here too, from the same Deployment view, while leading (one
 //! replica counts, so sums over replicas are right).
 
+use super::apply::{Applier, Target};
 use super::book::StatsBook;
 use super::endpoint::Inbound;
+use super::orders::DrainBoard;
 use super::scaler::{self, Scaler};
-use crate::actuator::ScaleActuator;
 use crate::crd::Revision;
 use crate::metrics::{ControlMetrics, REGULAR_POOL};
 use crate::split::Role;
@@ -20,6 +23,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use swell_api::revision::PlacementSpec;
 use swell_api::settings::AutoscalerSettings;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -36,7 +40,7 @@ pub struct Autoscaler {
     revisions: Store<Revision>,
     deployments: Store<Deployment>,
     settings: watch::Receiver<Arc<AutoscalerSettings>>,
-    actuator: ScaleActuator,
+    applier: Applier,
     metrics: ControlMetrics,
     book: StatsBook,
     tracked: HashMap<RevisionKey, Tracked>,
@@ -55,7 +59,7 @@ impl Autoscaler {
             revisions,
             deployments,
             settings,
-            actuator: ScaleActuator::new(client),
+            applier: Applier::new(client, metrics.clone()),
             metrics,
             book: StatsBook::default(),
             tracked: HashMap::new(),
@@ -63,15 +67,35 @@ impl Autoscaler {
         }
     }
 
-    /// Files a gateway message; a poke runs its revision's step at once.
+    /// The drain orders this autoscaler publishes, for control's HTTP listener to answer reports with.
+    pub fn board(&self) -> DrainBoard {
+        self.applier.board()
+    }
+
+    /// Files a gateway message; a poke runs its revision's step at once, and a report may complete a
+    /// pending scale-in.
     pub async fn receive(&mut self, inbound: Inbound, now: Duration, leading: bool) {
         match inbound {
-            Inbound::Stats(report) => self.book.add(&report, now),
+            Inbound::Stats(report) => {
+                self.book.add(&report, now);
+                if !leading {
+                    return;
+                }
+                for stats in &report.revisions {
+                    let key = stats.key();
+                    if self.applier.is_pending(&key) {
+                        self.settle(&key, now).await;
+                    }
+                }
+            }
             Inbound::Poke(key) => {
                 self.book.poke(key.clone(), now);
                 let found = self.revisions.get(&ObjectRef::new(&key.name).within(&key.namespace));
+                // During a pending scale-in the request may be waiting because its replicas are draining:
+                // decide at once, so that more load calls the scale-in off now rather than at the tick.
+                let only_at_zero = !self.applier.is_pending(&key);
                 if let Some(rev) = found {
-                    self.step(&rev, now, leading, true).await;
+                    self.step(&rev, now, leading, only_at_zero).await;
                 }
             }
         }
@@ -100,6 +124,7 @@ impl Autoscaler {
             keep
         });
         self.book.retain(|k| live.contains(k));
+        self.applier.tidy(&self.book, now, leading, |k| live.contains(k));
     }
 
     /// Decide for `rev` and, when leading, apply. With `only_at_zero` (a poke) a revision that already
@@ -113,10 +138,7 @@ impl Autoscaler {
     ) -> Option<scaler::Observed> {
         let key = key(rev)?;
         let placement = rev.spec.placement.as_ref();
-        let find =
-            |role: Role| self.deployments.get(&ObjectRef::new(&role.deployment_name(&key.name)).within(&key.namespace));
-        // No Deployment yet: the controller has not applied the revision (or it is invalid).
-        let observed = scaler::observe(find(Role::Regular).as_deref(), find(Role::Burst).as_deref(), placement)?;
+        let observed = self.observe(&key, placement)?;
         if only_at_zero && observed.split.total() > 0 {
             return Some(observed);
         }
@@ -137,19 +159,32 @@ impl Autoscaler {
         if let Some(desired) = step.decision.desired {
             self.metrics.set_desired(&label, desired);
         }
-        if let Some(desired) = step.scale_to.filter(|_| leading) {
-            let from = observed.split.total();
-            tracing::info!(revision = %label, from, to = desired, reason = %step.decision.reason, "scale");
-            // Victims are left to the ReplicaSet until gateways report per-pod load.
-            match self.actuator.scale(&key.namespace, &key.name, placement, observed.split, desired, &[]).await {
-                Ok(_) => tracked.scaler.asked(desired, now),
-                Err(error) => {
-                    self.metrics.scale_errors.inc();
-                    tracing::warn!(revision = %label, %error, "scale failed; retrying next tick");
-                }
+        if leading {
+            let target = target(rev, &key, observed);
+            let (desired, reason) = (step.decision.desired, &step.decision.reason);
+            if let Some(asked) = self.applier.apply(&target, desired, step.scale_to, reason, &self.book, now).await {
+                tracked.scaler.asked(asked, now);
             }
         }
         Some(observed)
+    }
+
+    /// Completes `key`'s pending scale-in if its victims are drained.
+    async fn settle(&mut self, key: &RevisionKey, now: Duration) {
+        let Some(rev) = self.revisions.get(&ObjectRef::new(&key.name).within(&key.namespace)) else { return };
+        let Some(observed) = self.observe(key, rev.spec.placement.as_ref()) else { return };
+        let asked = self.applier.settle(&target(&rev, key, observed), &self.book, now).await;
+        if let (Some(asked), Some(tracked)) = (asked, self.tracked.get_mut(key)) {
+            tracked.scaler.asked(asked, now);
+        }
+    }
+
+    /// The revision's replicas as its Deployments show them; `None` until the controller has applied it
+    /// (or when it is invalid).
+    fn observe(&self, key: &RevisionKey, placement: Option<&PlacementSpec>) -> Option<scaler::Observed> {
+        let find =
+            |role: Role| self.deployments.get(&ObjectRef::new(&role.deployment_name(&key.name)).within(&key.namespace));
+        scaler::observe(find(Role::Regular).as_deref(), find(Role::Burst).as_deref(), placement)
     }
 
     fn bill(&self, rev: &Revision, observed: scaler::Observed, elapsed: Duration) {
@@ -184,6 +219,16 @@ impl Autoscaler {
                 () = &mut shutdown => return,
             }
         }
+    }
+}
+
+fn target<'a>(rev: &'a Revision, key: &'a RevisionKey, observed: scaler::Observed) -> Target<'a> {
+    Target {
+        key,
+        placement: rev.spec.placement.as_ref(),
+        observed,
+        port: rev.spec.port,
+        timeout: Duration::from_secs(rev.spec.timeout_seconds),
     }
 }
 

@@ -21,6 +21,8 @@ pub enum Reply {
     Ok(Value),
     Created(Value),
     NotFound,
+    /// A watch stream: these events, one JSON object a line, then the end of the stream.
+    Events(Vec<Value>),
 }
 
 /// A recorded request: method, path and query, content type and JSON body (Null if none).
@@ -45,22 +47,34 @@ impl ApiServer {
             request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let bytes = request.into_body().collect_bytes().await.expect("request body");
         let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
-        let (code, json) = match reply {
-            Reply::Ok(v) => (200, v),
-            Reply::Created(v) => (201, v),
+        let (code, bytes) = match reply {
+            Reply::Ok(v) => (200, serde_json::to_vec(&v).expect("JSON")),
+            Reply::Created(v) => (201, serde_json::to_vec(&v).expect("JSON")),
             Reply::NotFound => (
                 404,
-                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
-                       "message": "not found"}),
+                serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "reason": "NotFound", "code": 404, "message": "not found"}))
+                .expect("JSON"),
+            ),
+            Reply::Events(events) => (
+                200,
+                events.iter().flat_map(|e| [serde_json::to_vec(e).expect("JSON"), b"\n".to_vec()]).flatten().collect(),
             ),
         };
-        let response = Response::builder()
-            .status(code)
-            .body(Body::from(serde_json::to_vec(&json).expect("JSON")))
-            .expect("a response");
+        let response = Response::builder().status(code).body(Body::from(bytes)).expect("a response");
         send.send_response(response);
         Seen { method: seen_method, uri: seen_uri, content_type, body }
     }
+}
+
+/// Runs `call` (the code under test) next to `script` (the server's side of it) in one task. Fails if
+/// the call sends a request the script does not answer (the call never completes) or the script waits
+/// for one that never comes (its own timeout). With paused time the failure comes at once.
+pub async fn served<T>(call: impl Future<Output = T>, script: impl Future<Output = ()>) -> T {
+    let both = async { tokio::join!(call, script) };
+    let (out, ()) =
+        tokio::time::timeout(Duration::from_secs(5), both).await.expect("a request the script does not expect");
+    out
 }
 
 /// Awaits a scripted server task, so a missing request fails the test instead of hanging it.
