@@ -34,6 +34,10 @@ pub(crate) struct Routed {
     pub(crate) revision: Arc<RevisionHandle>,
     pub(crate) mirror: Option<(Arc<RevisionHandle>, u64)>,
     pub(crate) fallback: Option<Fallback<Arc<RevisionHandle>>>,
+    /// The HTTP/1 fast path may serve the route's requests: it does not mirror, and all its revisions
+    /// speak HTTP/1. Decided per route, never per roll, so handing a request to hyper (which rolls again)
+    /// cannot skew a split or a mirror share.
+    pub(crate) fast: bool,
 }
 
 thread_local! {
@@ -76,6 +80,8 @@ impl Gateway {
             revision: selected.target.clone(),
             mirror: selected.mirror.map(|m| (m.target.clone(), m.max_body_bytes)),
             fallback: selected.fallback.cloned(),
+            fast: !selected.route_mirrors()
+                && selected.route_handles().all(|handle| handle.options.protocol == swell_api::Protocol::Http1),
         })
     }
 
@@ -87,7 +93,7 @@ impl Gateway {
         peer: &Peer,
         start: Instant,
     ) -> Result<Response<GatewayBody>, ProxyError> {
-        let Routed { revision, mirror, fallback } = routed;
+        let Routed { revision, mirror, fallback, .. } = routed;
         let too_large =
             || ProxyError::BodyTooLarge { revision: Some(revision.name.to_string()), limit: self.max_body_bytes };
         if self.max_body_bytes > 0 && declared_length(&request).is_some_and(|len| len > self.max_body_bytes) {

@@ -24,6 +24,14 @@ fn error_policy<K: ResourceExt>(obj: Arc<K>, err: &Error, _ctx: Arc<Context>) ->
     Action::requeue(RETRY)
 }
 
+/// One item per change of a watched value (not for the value it starts with).
+fn changes<T: Send + Sync + 'static>(receiver: watch::Receiver<T>) -> impl futures_util::Stream<Item = ()> + Send {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.changed().await.ok()?;
+        Some(((), receiver))
+    })
+}
+
 /// Runs both controllers until `shutdown` turns true (leadership lost, or a signal).
 pub async fn run(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
     let client = ctx.client.clone();
@@ -32,6 +40,9 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
             Api::<Deployment>::all(client.clone()),
             watcher::Config::default().labels("app.kubernetes.io/managed-by=swell"),
         )
+        // New burst pools change Deployment shapes: every Revision is reconciled again at once rather than
+        // at its next resync.
+        .reconcile_all_on(changes(ctx.pools.clone()))
         .run(revision::reconcile, error_policy, ctx.clone());
     let routes =
         Controller::new(Api::<Route>::all(client), watcher::Config::default()).run(route::reconcile, error_policy, ctx);
@@ -50,5 +61,23 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
         () = revisions => {}
         () = routes => {}
         _ = shutdown.wait_for(|stop| *stop) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    #[tokio::test]
+    async fn changes_yield_once_per_new_value_and_end_with_the_sender() {
+        let (tx, rx) = watch::channel(0);
+        let mut changes = Box::pin(changes(rx));
+        let first = tokio::time::timeout(Duration::from_millis(20), changes.next()).await;
+        assert!(first.is_err(), "the starting value is not a change");
+        tx.send(1).unwrap();
+        assert_eq!(changes.next().await, Some(()));
+        drop(tx);
+        assert_eq!(changes.next().await, None);
     }
 }

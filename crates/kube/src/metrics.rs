@@ -30,7 +30,7 @@ impl ControlMetrics {
         let registry = Registry::new();
         let config_reload_errors = IntCounter::new(
             "swell_config_reload_errors_total",
-            "Rejected swell-autoscaler ConfigMap edits; the last good settings stay in force.",
+            "Rejected swell-autoscaler or swell-placement ConfigMap edits; the last good settings stay in force.",
         )
         .expect("static metric definition");
         let scale_errors = IntCounter::new("swell_scale_errors_total", "Scale PATCHes that failed.")

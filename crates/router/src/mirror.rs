@@ -58,6 +58,10 @@ impl<T> MirrorRule<T> {
         })
     }
 
+    pub(crate) fn handle(&self) -> &T {
+        &self.handle
+    }
+
     /// The mirror for a request whose mirror roll is `roll` (wrapping at 100): rolls below `percent` mirror.
     pub(crate) fn pick(&self, roll: u32) -> Option<Mirror<'_, T>> {
         (roll % 100 < self.percent).then_some(Mirror {

@@ -137,6 +137,19 @@ impl<T> Route<T> {
         }
     }
 
+    /// Every handle of the route: targets, mirror and fallback revision.
+    pub(crate) fn handles(&self) -> impl Iterator<Item = &T> {
+        let fallback = match &self.fallback {
+            Some(Fallback::Revision { target, .. }) => Some(target),
+            _ => None,
+        };
+        self.targets.iter().map(|t| &t.handle).chain(self.mirror.as_ref().map(MirrorRule::handle)).chain(fallback)
+    }
+
+    pub(crate) fn mirrors(&self) -> bool {
+        self.mirror.is_some()
+    }
+
     pub(crate) fn matches_headers<H: RequestHeaders + ?Sized>(&self, headers: &H) -> bool {
         header_match::all_match(&self.headers, headers)
     }
@@ -171,6 +184,7 @@ impl<T> Route<T> {
             pick,
             mirror: self.mirror.as_ref().and_then(|mirror| mirror.pick(rolls.mirror)),
             fallback: self.fallback.as_ref(),
+            from: self,
         })
     }
 

@@ -1,6 +1,7 @@
 //! The answer to "which revision serves this request": the route, the target and how it was chosen, plus an
 //! optional mirror. Only references into the table, so handing it out costs nothing.
 
+use crate::route::Route;
 use crate::{Fallback, Mirror};
 
 /// What [`crate::RouteTable::select`] picked for a request.
@@ -17,6 +18,22 @@ pub struct Selected<'a, T> {
     pub mirror: Option<Mirror<'a, T>>,
     /// What to do instead of a 503 when the revision has no ready replica within its cold-start timeout.
     pub fallback: Option<&'a Fallback<T>>,
+    /// The whole route, for questions about every way it could have gone.
+    pub(crate) from: &'a Route<T>,
+}
+
+impl<'a, T> Selected<'a, T> {
+    /// Every handle this request's route could send it to, whatever the rolls: its targets, its mirror
+    /// and its fallback revision. A caller that serves some requests of a route differently (the gateway's
+    /// HTTP/1 fast path) decides per route with this, so re-rolling elsewhere cannot skew the split.
+    pub fn route_handles(&self) -> impl Iterator<Item = &'a T> + use<'a, T> {
+        self.from.handles()
+    }
+
+    /// Whether the route mirrors any share of its requests.
+    pub fn route_mirrors(&self) -> bool {
+        self.from.mirrors()
+    }
 }
 
 // Manual impls: a `Selected` is only references, so it is `Copy` whatever `T` is.

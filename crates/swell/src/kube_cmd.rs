@@ -71,6 +71,28 @@ pub struct GatewayArgs {
     /// Largest request body accepted (larger gets 413); 0 means no limit.
     #[arg(long, default_value_t = 0)]
     pub max_body_bytes: u64,
+    /// Request-body bytes a revision's queue may hold (declared lengths of waiting requests); 0 means no
+    /// limit [default: 268435456, or --max-body-bytes when larger].
+    #[arg(long)]
+    pub max_queued_body_bytes: Option<u64>,
+    /// Serve plain HTTP/1.1 requests on the gateway's own fast path; `false` sends all through hyper.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub fast_path: bool,
+}
+
+impl GatewayArgs {
+    /// The same rule as `gateway.maxQueuedBodyBytes` in a config: a nonzero bound under the body limit
+    /// would leave requests the gateway accepts unable ever to wait.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.max_queued_body_bytes {
+            Some(queued) if queued > 0 && queued < self.max_body_bytes => Err(format!(
+                "--max-queued-body-bytes: {queued} is out of range; allowed: 0 (no limit) or at least \
+                 --max-body-bytes ({})",
+                self.max_body_bytes
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// `swell gateway`: routes, activates and reports statistics, from Routes, Revisions and EndpointSlices.
@@ -82,6 +104,10 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         identity: identity(args.identity)?,
         max_queued: args.max_queued_requests,
         max_body_bytes: args.max_body_bytes,
+        max_queued_body_bytes: args
+            .max_queued_body_bytes
+            .unwrap_or(swell_api::config::DEFAULT_MAX_QUEUED_BODY_BYTES.max(args.max_body_bytes)),
+        fast_path: args.fast_path,
     };
     let client = swell_kube::control::connect().await.context("connecting to the Kubernetes API")?;
     tokio::select! {

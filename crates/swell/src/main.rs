@@ -74,6 +74,10 @@ fn main() -> ExitCode {
             Ok(runtime) => report(runtime.block_on(kube_cmd::control(args))),
             Err(error) => report(Err(error.into())),
         },
+        Command::Gateway(args) if let Err(error) = args.validate() => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
         Command::Gateway(args) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
             Ok(runtime) => report(runtime.block_on(kube_cmd::gateway(args))),
             Err(error) => report(Err(error.into())),

@@ -31,6 +31,15 @@ fn a_bad_config_exits_64_naming_the_field() {
 }
 
 #[test]
+fn a_gateway_queue_bound_under_the_body_limit_exits_64_before_connecting() {
+    let output =
+        swell().args(["gateway", "--max-body-bytes", "100", "--max-queued-body-bytes", "10"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--max-queued-body-bytes: 10 is out of range"), "{stderr}");
+}
+
+#[test]
 fn crds_match_the_deploy_tree() {
     let output = swell().arg("crds").output().unwrap();
     assert!(output.status.success());

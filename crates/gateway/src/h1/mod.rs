@@ -26,8 +26,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Poll, ready};
-use swell_api::Protocol;
-use swell_router::{Fallback, RequestView};
+use swell_router::RequestView;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -189,12 +188,6 @@ fn prepare(buf: &[u8], out: &mut Vec<u8>, gateway: &Gateway, peer: &Peer) -> Pre
 
 /// Whether the fast path serves a request routed like this; hyper serves the rest.
 fn serves(routed: &Routed, gateway: &Gateway, body_len: u64) -> bool {
-    let http1 = |revision: &crate::RevisionHandle| revision.options.protocol == Protocol::Http1;
-    let fallback_http1 = match &routed.fallback {
-        Some(Fallback::Revision { target, .. }) => http1(target),
-        _ => true,
-    };
     // Too large for the gateway: hyper's path answers 413 with its usual body.
-    let fits = gateway.max_body_bytes == 0 || body_len <= gateway.max_body_bytes;
-    routed.mirror.is_none() && http1(&routed.revision) && fallback_http1 && fits
+    routed.fast && (gateway.max_body_bytes == 0 || body_len <= gateway.max_body_bytes)
 }

@@ -42,6 +42,10 @@ pub struct GatewayOptions {
     pub identity: String,
     pub max_queued: usize,
     pub max_body_bytes: u64,
+    /// The queue's bound on request-body bytes; 0 = none.
+    pub max_queued_body_bytes: u64,
+    /// Serve plain HTTP/1.1 requests on the gateway's own fast path (else hyper's).
+    pub fast_path: bool,
 }
 
 /// Serves until the process is stopped; returns only on a setup error.
@@ -71,7 +75,8 @@ pub async fn run(client: kube::Client, options: GatewayOptions) -> Result<()> {
     let served: Served = Arc::default();
     let status_served = served.clone();
     let admin = Admin::new(metrics.clone(), Arc::new(move || status(&status_served)));
-    tasks.spawn(swell_gateway::serve(listener, gateway.clone(), ServerLimits::default(), std::future::pending()));
+    let limits = ServerLimits { fast_path: options.fast_path, ..ServerLimits::default() };
+    tasks.spawn(swell_gateway::serve(listener, gateway.clone(), limits, std::future::pending()));
     tasks.spawn(swell_gateway::serve(admin_listener, admin.clone(), ServerLimits::default(), std::future::pending()));
 
     let control = ControlClient::new(options.control.clone());
@@ -80,7 +85,8 @@ pub async fn run(client: kube::Client, options: GatewayOptions) -> Result<()> {
     tasks.spawn(forward_pokes(control, served.clone(), poke_rx));
     tracing::info!(listen = %options.listen, admin = %options.admin_listen, control = %options.control, "swell gateway");
 
-    let mut sync = Synced::new(metrics, options.max_queued, Some(poke_tx), Probes::default());
+    let mut sync = Synced::new(metrics, options.max_queued, Some(poke_tx), Probes::default())
+        .with_queued_body_bytes(options.max_queued_body_bytes);
     let mut ticks = tokio::time::interval(RESYNC);
     loop {
         tokio::select! {

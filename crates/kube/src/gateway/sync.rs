@@ -49,6 +49,7 @@ pub struct Synced {
     /// Where a throttler's poke goes (the forwarding task); `None` drops pokes.
     poke_tx: Option<mpsc::UnboundedSender<RevisionKey>>,
     max_queued: usize,
+    max_queued_body_bytes: u64,
     probes: Probes,
     routes: Option<Vec<NamedRoute>>,
 }
@@ -60,7 +61,14 @@ impl Synced {
         poke_tx: Option<mpsc::UnboundedSender<RevisionKey>>,
         probes: Probes,
     ) -> Self {
-        Synced { metrics, poke_tx, max_queued, probes, routes: None }
+        let max_queued_body_bytes = swell_api::config::DEFAULT_MAX_QUEUED_BODY_BYTES;
+        Synced { metrics, poke_tx, max_queued, max_queued_body_bytes, probes, routes: None }
+    }
+
+    /// Bound each revision's queue by the request-body bytes it holds too (`gateway.maxQueuedBodyBytes`).
+    pub fn with_queued_body_bytes(mut self, bytes: u64) -> Self {
+        self.max_queued_body_bytes = bytes;
+        self
     }
 
     /// The probe loops now running.
@@ -78,7 +86,7 @@ impl Synced {
         for revision in caches.revisions.state() {
             let Some(namespace) = revision.namespace() else { continue };
             let key = RevisionKey::new(namespace, revision.name_any());
-            let options = options(&revision, self.max_queued);
+            let options = options(&revision, self.max_queued, self.max_queued_body_bytes);
             let entry = match current.get(&key) {
                 Some(old) if old.handle.options == options => old.clone(),
                 Some(old) => {
@@ -165,15 +173,14 @@ fn slices_by_service(slices: &Store<EndpointSlice>) -> BTreeMap<RevisionKey, Sli
     by_service.into_iter().map(|(key, slices)| (key, slice_replicas(slices.iter().map(AsRef::as_ref)))).collect()
 }
 
-fn options(rev: &Revision, max_queued: usize) -> RevisionOptions {
+fn options(rev: &Revision, max_queued: usize, max_queued_body_bytes: u64) -> RevisionOptions {
     let timeout = Duration::from_secs(rev.spec.timeout_seconds);
     RevisionOptions {
         container_concurrency: rev.spec.container_concurrency,
         timeout,
         cold_start_timeout: rev.spec.cold_start_timeout_seconds.map_or(timeout, Duration::from_secs),
         max_queued,
-        // `swell gateway` has no flag for this yet; the documented default bounds the queue's memory.
-        max_queued_body_bytes: swell_api::config::DEFAULT_MAX_QUEUED_BODY_BYTES,
+        max_queued_body_bytes,
         protocol: rev.spec.protocol,
     }
 }

@@ -95,3 +95,17 @@ fn build_refuses_bad_mirrors() {
         assert_eq!(got, want);
     }
 }
+
+#[test]
+fn every_handle_of_the_route_is_known_whatever_the_rolls() {
+    let table = build(&[mirrored(1, None), single("plain", &["plain.example"], "/")]).unwrap();
+    let none = headers(&[]);
+    // Roll 99 does not mirror, but the route still mirrors some requests and names the shadow.
+    let selected = select(&table, None, "/", &none, Rolls::new(0, 99)).unwrap();
+    assert!(selected.mirror.is_none() && selected.route_mirrors());
+    let handles: Vec<&str> = selected.route_handles().map(String::as_str).collect();
+    assert_eq!(handles, ["v1", "v2", "shadow"]);
+    let plain = select(&table, Some("plain.example"), "/", &none, Rolls::new(0, 0)).unwrap();
+    assert!(!plain.route_mirrors());
+    assert_eq!(plain.route_handles().collect::<Vec<_>>(), ["plain"]);
+}
