@@ -190,6 +190,7 @@ async fn chunked_and_close_delimited_bodies_pass_through() {
         client.write_all(get("/v1/c").as_bytes()).await.unwrap();
         let (status, head, body) = response(&mut client, &mut pending, false).await;
         assert_eq!((status, body.as_str()), (200, "onetwo"), "{head}");
+        assert!(!head.to_ascii_lowercase().contains("content-length"), "{head}");
     }
 
     let (until_close, _) = replica(Replica::UntilClose).await;
@@ -255,4 +256,35 @@ async fn an_unreachable_replica_gets_502_and_the_connection_stays_usable() {
     assert!(body.contains("\"revision\":\"v1\""), "{body}");
     client.write_all(get("/v1/y").as_bytes()).await.unwrap();
     assert_eq!(response(&mut client, &mut pending, false).await.0, 502, "the connection stays usable");
+}
+
+#[tokio::test]
+async fn a_request_whose_body_was_cut_off_by_a_failure_closes_its_connection() {
+    // A replica that reads and never answers: the 1 s deadline passes while the body is still coming.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut sink = [0u8; 1024];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let handle = support::revision("v1", support::options(Duration::from_secs(1), Protocol::Http1), &[silent]);
+    let gateway = support::gateway(support::ALL_TO_V1, &[handle], 0, ServerLimits::default()).await;
+    let mut client = TcpStream::connect(gateway).await.unwrap();
+    client
+        .write_all(b"POST /v1/x HTTP/1.1\r\nHost: api.example\r\nContent-Length: 100\r\n\r\nonly-part")
+        .await
+        .unwrap();
+    let mut pending = Vec::new();
+    let (status, head, _) = response(&mut client, &mut pending, false).await;
+    assert_eq!(status, 504, "{head}");
+    assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    // What the client sends next is not read as a request: the connection is closed.
+    let _ = client.write_all(get("/v1/next").as_bytes()).await;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest)).await.unwrap();
+    assert!(read.is_err() || rest.is_empty(), "no answer after the close: {:?}", String::from_utf8_lossy(&rest));
 }

@@ -129,14 +129,22 @@ async fn forward(
 ) -> Served {
     let Acquired { lease, deadline, .. } = acquired;
     let addr = lease.endpoint().addr();
+    // A body that did not come with the head is streamed, and may be cut off half-way by a failure: then
+    // where the next request starts is unknown, and the connection must close after the error.
+    let streamed = request.body_len > conn.buf.len() as u64;
     let exchanged = tokio::time::timeout_at(deadline, send(conn, request, addr, &extras)).await;
-    let (mut upstream, head) = match exchanged {
-        Ok(Ok(exchanged)) => exchanged,
-        Ok(Err(source)) => {
-            let error = ProxyError::Upstream { revision: revision.name.to_string(), source: Box::new(source) };
-            return write_error(conn, request, error).await;
+    let failed = match exchanged {
+        Ok(Ok((upstream, head))) => Ok((upstream, head)),
+        Ok(Err(source)) => Err(ProxyError::Upstream { revision: revision.name.to_string(), source: Box::new(source) }),
+        Err(_) => Err(ProxyError::Timeout { revision: revision.name.to_string() }),
+    };
+    let (mut upstream, head) = match failed {
+        Ok(exchanged) => exchanged,
+        Err(error) if streamed => {
+            let served = write_error(conn, &RequestHead { close: true, ..*request }, error).await;
+            return Served { keep: false, ..served };
         }
-        Err(_) => return write_error(conn, request, ProxyError::Timeout { revision: revision.name.to_string() }).await,
+        Err(error) => return write_error(conn, request, error).await,
     };
     let head_at = Instant::now();
     let relayed = relay_body(conn, &mut upstream, &head).await;
@@ -331,10 +339,14 @@ fn parse_response(bytes: &[u8], request: &RequestHead, extras: &Extras, out: &mu
                 h.value.split(|b| *b == b',').any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
             })
     };
+    let transfer_encoded = response.headers.iter().any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
     for header in response.headers.iter() {
-        // The body is passed on as framed, so its Transfer-Encoding stays; other hop-by-hop headers go.
-        let keep = header.name.eq_ignore_ascii_case("transfer-encoding")
-            || (!is_hop_by_hop(header.name) && !named(header.name));
+        // The body is passed on as framed, so its Transfer-Encoding stays; other hop-by-hop headers go, and so
+        // does a Content-Length next to a Transfer-Encoding (RFC 9112 §6.3: the encoding wins).
+        let dropped = is_hop_by_hop(header.name)
+            || named(header.name)
+            || (transfer_encoded && header.name.eq_ignore_ascii_case("content-length"));
+        let keep = header.name.eq_ignore_ascii_case("transfer-encoding") || !dropped;
         if keep {
             put_header(out, header.name.as_bytes(), header.value);
         }

@@ -78,6 +78,7 @@ impl Conn {
 }
 
 /// A parsed request the fast path serves.
+#[derive(Clone, Copy)]
 pub(super) struct RequestHead {
     head_len: usize,
     body_len: u64,
