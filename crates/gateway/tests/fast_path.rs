@@ -21,6 +21,8 @@ enum Replica {
     KeepAlive,
     /// The same, then closing the connection without saying so (an idle timeout racing the next request).
     CloseSilently,
+    /// The same after 100 ms, so that concurrent requests open several connections.
+    CloseSilentlyLate,
     /// A body with no length, ended by closing the connection.
     UntilClose,
     /// A chunked body in three chunks.
@@ -42,7 +44,7 @@ async fn replica(kind: Replica) -> (SocketAddr, Arc<AtomicUsize>) {
                     let line = head.lines().next().unwrap_or_default().to_string();
                     let is_head = line.starts_with("HEAD ");
                     let reply = match kind {
-                        Replica::KeepAlive | Replica::CloseSilently => {
+                        Replica::KeepAlive | Replica::CloseSilently | Replica::CloseSilentlyLate => {
                             let body = if is_head { String::new() } else { line.clone() };
                             format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", line.len())
                         }
@@ -52,10 +54,13 @@ async fn replica(kind: Replica) -> (SocketAddr, Arc<AtomicUsize>) {
                                 .into()
                         }
                     };
+                    if matches!(kind, Replica::CloseSilentlyLate) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                     if stream.write_all(reply.as_bytes()).await.is_err() {
                         return;
                     }
-                    if matches!(kind, Replica::CloseSilently | Replica::UntilClose) {
+                    if matches!(kind, Replica::CloseSilently | Replica::CloseSilentlyLate | Replica::UntilClose) {
                         return;
                     }
                 }
@@ -287,4 +292,24 @@ async fn a_request_whose_body_was_cut_off_by_a_failure_closes_its_connection() {
     let mut rest = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest)).await.unwrap();
     assert!(read.is_err() || rest.is_empty(), "no answer after the close: {:?}", String::from_utf8_lossy(&rest));
+}
+
+#[tokio::test]
+async fn when_every_pooled_connection_went_stale_the_retry_opens_a_new_one() {
+    let (replica, accepted) = replica(Replica::CloseSilentlyLate).await;
+    let gateway = gateway(replica).await;
+    // Two requests at once: two replica connections, both pooled afterwards and both closed by the replica.
+    let one = || async {
+        let mut client = TcpStream::connect(gateway).await.unwrap();
+        client.write_all(get("/v1/a").as_bytes()).await.unwrap();
+        response(&mut client, &mut Vec::new(), false).await.0
+    };
+    assert_eq!(tokio::join!(one(), one()), (200, 200));
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut client = TcpStream::connect(gateway).await.unwrap();
+    client.write_all(get("/v1/b").as_bytes()).await.unwrap();
+    let (status, head, _) = response(&mut client, &mut Vec::new(), false).await;
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 3, "one stale try, then a new connection");
 }

@@ -165,7 +165,8 @@ async fn forward(
 
 /// Send the request (head from `conn.out`, body from the client) and read the response head. A pooled
 /// connection the replica closed while idle fails before any response byte: then the request, if its body
-/// is still at hand, is sent once more on a new connection.
+/// is still at hand, is sent once more on a new connection (never another pooled one, which the replica has
+/// likely closed too).
 async fn send(
     conn: &mut Conn,
     request: &RequestHead,
@@ -176,6 +177,7 @@ async fn send(
     let whole_body_at_hand = buffered as u64 == request.body_len;
     let mut retry = whole_body_at_hand;
     loop {
+        // After a stale one, `forget` has emptied the pool for `addr`: the retry connects anew.
         let (mut upstream, reused) = match pool::take(addr) {
             Some(pooled) => (pooled, true),
             None => (connect(addr).await?, false),
@@ -197,7 +199,10 @@ async fn send(
                 }
                 return Ok((upstream, head));
             }
-            Err(error) if retry && reused && conn.ubuf.is_empty() && is_stale(&error) => retry = false,
+            Err(error) if retry && reused && conn.ubuf.is_empty() && is_stale(&error) => {
+                pool::forget(addr);
+                retry = false;
+            }
             Err(error) => return Err(error),
         }
     }

@@ -37,6 +37,12 @@ pub(super) fn take(addr: SocketAddr) -> Option<TcpStream> {
     })
 }
 
+/// Close every idle connection to `addr`: one of them turned out closed by the replica, and servers with an
+/// idle timeout close all of theirs at about the same time.
+pub(super) fn forget(addr: SocketAddr) {
+    IDLE.with(|idle| idle.borrow_mut().remove(&addr));
+}
+
 /// Keep `stream` for the next request to `addr`.
 pub(super) fn put(addr: SocketAddr, stream: TcpStream) {
     IDLE.with(|idle| {
