@@ -4,18 +4,17 @@
 //! into one buffer and sent with the first body bytes in one write; the body follows as it arrives, byte
 //! for byte, framed by its `Content-Length`, by its chunks, or by the replica closing.
 
-use super::chunked::ChunkScanner;
-use super::head::{MAX_HEADERS, RequestId, is_hop_by_hop, parse_length, put_header};
+use super::local::{write_all2, write_error, write_static};
+use super::response::{Body, Extras, Framing, Parsed, ResponseHead, invalid, parse_response};
 use super::{Conn, RequestHead, pool};
-use crate::gateway::{COLD_START_HEADER, FALLBACK_HEADER, Gateway, Routed};
+use crate::gateway::{Gateway, Routed};
 use crate::revision::RevisionHandle;
 use http::StatusCode;
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 use swell_activator::{AcquireError, Admission, Lease, ProxyError};
-use swell_router::{Fallback, StaticReply};
+use swell_router::Fallback;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -93,31 +92,6 @@ async fn acquire(
         Err(AcquireError::QueueFull) => Err(ProxyError::QueueFull { revision: revision.name.to_string() }),
         Err(AcquireError::Closed) => Err(ProxyError::Unavailable { revision: revision.name.to_string() }),
     }
-}
-
-/// What the gateway adds to a replica's response head.
-struct Extras {
-    id: RequestId,
-    cold: Option<Duration>,
-    fallback: Option<Arc<str>>,
-}
-
-/// How a response body is delimited (RFC 9112 §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Empty,
-    Length(u64),
-    Chunked,
-    UntilClose,
-}
-
-/// A replica's response head, already rewritten into `Conn::out`.
-struct ResponseHead {
-    len: usize,
-    status: StatusCode,
-    framing: Framing,
-    /// The replica keeps the connection open after this response.
-    reusable: bool,
 }
 
 async fn forward(
@@ -271,107 +245,6 @@ async fn read_head(
     }
 }
 
-enum Parsed {
-    Partial,
-    /// A 1xx response of this many bytes, to skip.
-    Interim(usize),
-    Head(ResponseHead),
-}
-
-fn invalid(message: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, message.to_string())
-}
-
-fn parse_response(bytes: &[u8], request: &RequestHead, extras: &Extras, out: &mut Vec<u8>) -> io::Result<Parsed> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let len = match response.parse(bytes) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
-        Err(error) => return Err(invalid(&format!("the replica's response head is malformed: {error}"))),
-    };
-    let code = response.code.unwrap_or(0);
-    let status = StatusCode::from_u16(code).map_err(|_| invalid("the replica's status code is invalid"))?;
-    if status == StatusCode::SWITCHING_PROTOCOLS {
-        return Err(invalid("the replica switched protocols unasked"));
-    }
-    if status.is_informational() {
-        return Ok(Parsed::Interim(len));
-    }
-    let mut framing = None;
-    let (mut reusable, mut has_id, mut connection_names) = (response.version == Some(1), false, false);
-    for header in response.headers.iter() {
-        let name = header.name;
-        if name.eq_ignore_ascii_case("transfer-encoding") {
-            let chunked = header
-                .value
-                .rsplit(|b| *b == b',')
-                .next()
-                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            framing = Some(if chunked { Framing::Chunked } else { Framing::UntilClose });
-        } else if name.eq_ignore_ascii_case("content-length") && framing.is_none_or(|f| matches!(f, Framing::Length(_)))
-        {
-            let len = parse_length(header.value).ok_or_else(|| invalid("the replica's Content-Length is invalid"))?;
-            if framing.is_some_and(|f| f != Framing::Length(len)) {
-                return Err(invalid("the replica sent conflicting Content-Length headers"));
-            }
-            framing = Some(Framing::Length(len));
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in header.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    reusable = false;
-                } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.is_empty() {
-                    connection_names = true;
-                }
-            }
-        } else if name.eq_ignore_ascii_case("x-request-id") {
-            has_id = true;
-        }
-    }
-    let no_body = request.is_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
-    let framing = if no_body { Framing::Empty } else { framing.unwrap_or(Framing::UntilClose) };
-    let close = request.close || framing == Framing::UntilClose;
-
-    out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    let named = |name: &str| {
-        connection_names
-            && response.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("connection")).any(|h| {
-                h.value.split(|b| *b == b',').any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
-            })
-    };
-    let transfer_encoded = response.headers.iter().any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
-    for header in response.headers.iter() {
-        // The body is passed on as framed, so its Transfer-Encoding stays; other hop-by-hop headers go, and so
-        // does a Content-Length next to a Transfer-Encoding (RFC 9112 §6.3: the encoding wins).
-        let dropped = is_hop_by_hop(header.name)
-            || named(header.name)
-            || (transfer_encoded && header.name.eq_ignore_ascii_case("content-length"));
-        let keep = header.name.eq_ignore_ascii_case("transfer-encoding") || !dropped;
-        if keep {
-            put_header(out, header.name.as_bytes(), header.value);
-        }
-    }
-    if !has_id {
-        put_header(out, b"x-request-id", extras.id.as_bytes());
-    }
-    if let Some(waited) = extras.cold {
-        put_header(out, COLD_START_HEADER.as_bytes(), waited.as_millis().to_string().as_bytes());
-    }
-    if let Some(name) = &extras.fallback {
-        put_header(out, FALLBACK_HEADER.as_bytes(), name.as_bytes());
-    }
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    Ok(Parsed::Head(ResponseHead { len, status, framing, reusable }))
-}
-
 /// Pass the response body on: the head and what came with it in one write, then the rest as it arrives.
 /// `Ok(true)`: the body ended exactly where its framing says, so the replica's connection can be reused.
 async fn relay_body(conn: &mut Conn, upstream: &mut TcpStream, head: &ResponseHead) -> io::Result<bool> {
@@ -395,120 +268,4 @@ async fn relay_body(conn: &mut Conn, upstream: &mut TcpStream, head: &ResponseHe
     }
     // Bytes after the body's end mean the replica does not frame its responses as it says.
     Ok(clean)
-}
-
-/// What is left of a response body.
-enum Body {
-    Length(u64),
-    Chunked(ChunkScanner),
-    UntilClose,
-}
-
-impl Body {
-    fn new(framing: Framing) -> Self {
-        match framing {
-            Framing::Empty => Body::Length(0),
-            Framing::Length(len) => Body::Length(len),
-            Framing::Chunked => Body::Chunked(ChunkScanner::default()),
-            Framing::UntilClose => Body::UntilClose,
-        }
-    }
-
-    /// How many of `bytes` belong to the body.
-    fn take(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        match self {
-            Body::Length(left) => {
-                let take = (*left).min(bytes.len() as u64);
-                *left -= take;
-                Ok(take as usize)
-            }
-            Body::Chunked(scanner) => {
-                scanner.feed(bytes).map_err(|_| invalid("the replica's chunked body is malformed"))
-            }
-            Body::UntilClose => Ok(bytes.len()),
-        }
-    }
-
-    fn done(&self) -> bool {
-        match self {
-            Body::Length(left) => *left == 0,
-            Body::Chunked(scanner) => scanner.is_done(),
-            Body::UntilClose => false,
-        }
-    }
-}
-
-/// Write `a` then `b`, gathered into as few system calls as the socket takes.
-async fn write_all2(stream: &mut TcpStream, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
-    while !a.is_empty() || !b.is_empty() {
-        let n = if b.is_empty() {
-            stream.write(a).await?
-        } else if a.is_empty() {
-            stream.write(b).await?
-        } else {
-            stream.write_vectored(&[IoSlice::new(a), IoSlice::new(b)]).await?
-        };
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let from_a = n.min(a.len());
-        a = &a[from_a..];
-        b = &b[n - from_a..];
-    }
-    Ok(())
-}
-
-/// The client's body, when it is still unread, makes the connection unusable for another request.
-fn consume_body(conn: &mut Conn, request: &RequestHead) -> bool {
-    if (conn.buf.len() as u64) < request.body_len {
-        return false;
-    }
-    conn.buf.drain(..request.body_len as usize);
-    true
-}
-
-/// Answer with an error of the gateway's own (the same status and JSON body as the hyper path).
-pub(super) async fn write_error(conn: &mut Conn, request: &RequestHead, error: ProxyError) -> Served {
-    tracing::debug!(revision = ?error.revision(), %error, "request failed");
-    let status = error.status();
-    let body = error.body();
-    let keep = !request.close && consume_body(conn, request);
-    conn.out.clear();
-    start_local(&mut conn.out, status, body.len(), keep);
-    put_header(&mut conn.out, b"content-type", b"application/json");
-    if error.retry_later() {
-        put_header(&mut conn.out, b"retry-after", b"1");
-    }
-    conn.out.extend_from_slice(b"\r\n");
-    finish_local(conn, status, body.as_bytes(), keep).await
-}
-
-/// Answer with a route's fixed fallback response.
-async fn write_static(conn: &mut Conn, request: &RequestHead, reply: &StaticReply) -> Served {
-    let keep = !request.close && consume_body(conn, request);
-    conn.out.clear();
-    start_local(&mut conn.out, reply.status, reply.body.len(), keep);
-    for (name, value) in &reply.headers {
-        put_header(&mut conn.out, name.as_str().as_bytes(), value.as_bytes());
-    }
-    put_header(&mut conn.out, FALLBACK_HEADER.as_bytes(), b"response");
-    conn.out.extend_from_slice(b"\r\n");
-    finish_local(conn, reply.status, &reply.body, keep).await
-}
-
-fn start_local(out: &mut Vec<u8>, status: StatusCode, body_len: usize, keep: bool) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    put_header(out, b"content-length", body_len.to_string().as_bytes());
-    if !keep {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-}
-
-async fn finish_local(conn: &mut Conn, status: StatusCode, body: &[u8], keep: bool) -> Served {
-    let written = write_all2(&mut conn.stream, &conn.out, body).await;
-    Served { status, head_at: Instant::now(), keep: keep && written.is_ok() }
 }

@@ -13,7 +13,9 @@
 mod chunked;
 mod exchange;
 mod head;
+mod local;
 mod pool;
+mod response;
 mod rewind;
 
 pub(crate) use rewind::Rewind;
@@ -132,7 +134,7 @@ pub(crate) async fn serve(
             Prepared::Unrouted(request) => {
                 gateway.metrics.unrouted.inc();
                 conn.buf.drain(..request.head_len);
-                let served = exchange::write_error(&mut conn, &request, swell_activator::ProxyError::NoRoute).await;
+                let served = local::write_error(&mut conn, &request, swell_activator::ProxyError::NoRoute).await;
                 if !served.keep {
                     return None;
                 }

@@ -1,0 +1,89 @@
+//! Answers the fast path writes itself, in the hyper path's shape: the gateway's JSON errors and a route's
+//! fixed fallback response. Also the gathered write both sides use.
+
+use super::exchange::Served;
+use super::head::put_header;
+use super::{Conn, RequestHead};
+use crate::gateway::FALLBACK_HEADER;
+use http::StatusCode;
+use std::io::{self, IoSlice};
+use swell_activator::ProxyError;
+use swell_router::StaticReply;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// Write `a` then `b`, gathered into as few system calls as the socket takes.
+pub(super) async fn write_all2(stream: &mut TcpStream, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
+    while !a.is_empty() || !b.is_empty() {
+        let n = if b.is_empty() {
+            stream.write(a).await?
+        } else if a.is_empty() {
+            stream.write(b).await?
+        } else {
+            stream.write_vectored(&[IoSlice::new(a), IoSlice::new(b)]).await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_a = n.min(a.len());
+        a = &a[from_a..];
+        b = &b[n - from_a..];
+    }
+    Ok(())
+}
+
+/// The client's body, when it is still unread, makes the connection unusable for another request.
+fn consume_body(conn: &mut Conn, request: &RequestHead) -> bool {
+    if (conn.buf.len() as u64) < request.body_len {
+        return false;
+    }
+    conn.buf.drain(..request.body_len as usize);
+    true
+}
+
+/// Answer with an error of the gateway's own (the same status and JSON body as the hyper path).
+pub(super) async fn write_error(conn: &mut Conn, request: &RequestHead, error: ProxyError) -> Served {
+    tracing::debug!(revision = ?error.revision(), %error, "request failed");
+    let status = error.status();
+    let body = error.body();
+    let keep = !request.close && consume_body(conn, request);
+    conn.out.clear();
+    start_local(&mut conn.out, status, body.len(), keep);
+    put_header(&mut conn.out, b"content-type", b"application/json");
+    if error.retry_later() {
+        put_header(&mut conn.out, b"retry-after", b"1");
+    }
+    conn.out.extend_from_slice(b"\r\n");
+    finish_local(conn, status, body.as_bytes(), keep).await
+}
+
+/// Answer with a route's fixed fallback response.
+pub(super) async fn write_static(conn: &mut Conn, request: &RequestHead, reply: &StaticReply) -> Served {
+    let keep = !request.close && consume_body(conn, request);
+    conn.out.clear();
+    start_local(&mut conn.out, reply.status, reply.body.len(), keep);
+    for (name, value) in &reply.headers {
+        put_header(&mut conn.out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    put_header(&mut conn.out, FALLBACK_HEADER.as_bytes(), b"response");
+    conn.out.extend_from_slice(b"\r\n");
+    finish_local(conn, reply.status, &reply.body, keep).await
+}
+
+fn start_local(out: &mut Vec<u8>, status: StatusCode, body_len: usize, keep: bool) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    put_header(out, b"content-length", body_len.to_string().as_bytes());
+    if !keep {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+}
+
+async fn finish_local(conn: &mut Conn, status: StatusCode, body: &[u8], keep: bool) -> Served {
+    let written = write_all2(&mut conn.stream, &conn.out, body).await;
+    Served { status, head_at: Instant::now(), keep: keep && written.is_ok() }
+}
