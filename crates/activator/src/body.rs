@@ -7,9 +7,12 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
 
 /// A replica's response body holding the slot it was served on.
 #[derive(Debug)]
@@ -97,8 +100,9 @@ impl Body for GatewayBody {
 }
 
 /// A request body on its way upstream: a client's body streamed as it arrives and cut off past a size
-/// limit (the gateway answers 413), optionally copied for a mirror as it passes; or a buffered copy (the
-/// mirror's own request). Counting frames costs nothing when there is no limit and no copy.
+/// limit (the gateway answers 413) or after the client pauses too long (408), optionally copied for a
+/// mirror as it passes; or a buffered copy (the mirror's own request). Counting frames costs nothing when
+/// there is no limit and no copy.
 #[derive(Debug)]
 pub struct RequestBody {
     source: Source,
@@ -106,6 +110,29 @@ pub struct RequestBody {
     remaining: u64,
     limit: u64,
     tap: Option<Tap>,
+    stall: Option<Stall>,
+}
+
+/// The longest pause allowed between two reads of a client's body (`gateway.bodyReadTimeout`). The timer
+/// is made the first time the body has to wait, so a body that arrives with its head costs nothing.
+#[derive(Debug)]
+struct Stall {
+    limit: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Bytes arrived since the timer was last set: the next wait starts a new pause.
+    progressed: bool,
+}
+
+impl Stall {
+    /// Whether the current pause has lasted past the limit; registers for a wake-up when it will.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let limit = self.limit;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if std::mem::take(&mut self.progressed) {
+            timer.as_mut().reset(Instant::now() + limit);
+        }
+        timer.as_mut().poll(cx).is_ready()
+    }
 }
 
 #[derive(Debug)]
@@ -139,12 +166,19 @@ impl RequestBody {
     /// `limit` 0 means no limit.
     pub fn new(inner: Incoming, limit: u64) -> Self {
         let remaining = if limit == 0 { u64::MAX } else { limit };
-        RequestBody { source: Source::Client(inner), remaining, limit, tap: None }
+        RequestBody { source: Source::Client(inner), remaining, limit, tap: None, stall: None }
+    }
+
+    /// Fail the body (`RequestBodyError::Stalled`, answered 408) when the client pauses longer than `limit`
+    /// between two pieces of it.
+    pub fn with_stall_limit(mut self, limit: Duration) -> Self {
+        self.stall = Some(Stall { limit, timer: None, progressed: false });
+        self
     }
 
     /// A body already in memory.
     pub fn buffered(bytes: Bytes) -> Self {
-        RequestBody { source: Source::Buffered(Some(bytes)), remaining: u64::MAX, limit: 0, tap: None }
+        RequestBody { source: Source::Buffered(Some(bytes)), remaining: u64::MAX, limit: 0, tap: None, stall: None }
     }
 
     /// Copy the body as it streams, up to `limit` bytes; the receiver gets the whole copy when the body
@@ -177,6 +211,8 @@ impl RequestBody {
 pub enum RequestBodyError {
     #[error("request body is larger than {limit} bytes")]
     TooLarge { limit: u64 },
+    #[error("the client paused its request body for more than {limit:?}")]
+    Stalled { limit: Duration },
     #[error("reading the request body failed: {0}")]
     Client(#[from] hyper::Error),
 }
@@ -204,6 +240,9 @@ impl Body for RequestBody {
                     }
                     this.remaining -= len;
                     this.copy(data);
+                    if let Some(stall) = &mut this.stall {
+                        stall.progressed = true;
+                    }
                 }
                 if this.is_end_stream()
                     && let Some(tap) = this.tap.take()
@@ -222,7 +261,15 @@ impl Body for RequestBody {
                 }
                 Poll::Ready(None)
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                let Some(stall) = &mut this.stall else { return Poll::Pending };
+                if !stall.expired(cx) {
+                    return Poll::Pending;
+                }
+                let limit = stall.limit;
+                this.tap = None;
+                Poll::Ready(Some(Err(RequestBodyError::Stalled { limit })))
+            }
         }
     }
 
@@ -242,14 +289,20 @@ impl Body for RequestBody {
     }
 }
 
-/// True when `error` (or anything in its source chain) is a request body over the limit.
-pub fn is_body_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+/// The client's side of a failed exchange: a [`RequestBodyError`] anywhere in `error`'s source chain
+/// means the request body, not the replica, ended it.
+pub fn request_body_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e RequestBodyError> {
     let mut current = Some(error);
     while let Some(error) = current {
-        if matches!(error.downcast_ref::<RequestBodyError>(), Some(RequestBodyError::TooLarge { .. })) {
-            return true;
+        if let Some(body_error) = error.downcast_ref::<RequestBodyError>() {
+            return Some(body_error);
         }
         current = error.source();
     }
-    false
+    None
+}
+
+/// True when `error` (or anything in its source chain) is a request body over the limit.
+pub fn is_body_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(request_body_error(error), Some(RequestBodyError::TooLarge { .. }))
 }

@@ -4,8 +4,9 @@
 use crate::body::GatewayBody;
 use http::{HeaderValue, Response, StatusCode, header};
 
-/// Seconds a client should wait before retrying after a full queue or a cold-start timeout.
-const RETRY_AFTER_SECONDS: &str = "1";
+/// Seconds a client should wait before retrying after a full queue, a cold-start timeout or a revision
+/// shutting down. One value for both data paths.
+pub const RETRY_AFTER_SECONDS: &str = "1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -23,6 +24,16 @@ pub enum ProxyError {
     Unavailable { revision: String },
     #[error("request body is larger than {limit} bytes")]
     BodyTooLarge { revision: Option<String>, limit: u64 },
+    /// The request itself is malformed (a missing or repeated `Host`, a bad `Content-Length`, a broken
+    /// chunked body): the client's fault, never passed on and never blamed on a replica.
+    #[error("bad request: {reason}")]
+    BadRequest { revision: Option<String>, reason: &'static str },
+    /// The client stopped sending its request body for longer than `gateway.bodyReadTimeout`.
+    #[error("the client stopped sending the request body")]
+    ClientTimeout { revision: Option<String> },
+    /// A method the gateway does not proxy (`CONNECT`: Swell is not a forward proxy).
+    #[error("method {method} is not supported by the gateway")]
+    NotImplemented { method: &'static str },
 }
 
 impl ProxyError {
@@ -35,13 +46,18 @@ impl ProxyError {
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::ClientTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
     pub fn revision(&self) -> Option<&str> {
         match self {
-            ProxyError::NoRoute => None,
-            ProxyError::BodyTooLarge { revision, .. } => revision.as_deref(),
+            ProxyError::NoRoute | ProxyError::NotImplemented { .. } => None,
+            ProxyError::BodyTooLarge { revision, .. }
+            | ProxyError::BadRequest { revision, .. }
+            | ProxyError::ClientTimeout { revision } => revision.as_deref(),
             ProxyError::QueueFull { revision }
             | ProxyError::ColdStartTimeout { revision }
             | ProxyError::Timeout { revision }
@@ -52,7 +68,19 @@ impl ProxyError {
 
     /// Whether the client is told when to retry (`Retry-After`): the failure is temporary.
     pub fn retry_later(&self) -> bool {
-        matches!(self, ProxyError::QueueFull { .. } | ProxyError::ColdStartTimeout { .. })
+        matches!(
+            self,
+            ProxyError::QueueFull { .. } | ProxyError::ColdStartTimeout { .. } | ProxyError::Unavailable { .. }
+        )
+    }
+
+    /// Whether the client's connection cannot carry another request after this answer: what is left of
+    /// the request on it (a body cut short or malformed) cannot be told apart from the next request.
+    pub fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::BadRequest { .. } | ProxyError::ClientTimeout { .. } | ProxyError::NotImplemented { .. }
+        )
     }
 
     /// The JSON body of this error's response.
@@ -64,6 +92,10 @@ impl ProxyError {
         let mut response = error_response(self.status(), &self.to_string(), self.revision());
         if self.retry_later() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        if self.closes_connection() {
+            // hyper closes an HTTP/1 connection after a response that says so (HTTP/2 drops the header).
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

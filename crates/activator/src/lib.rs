@@ -11,9 +11,9 @@ mod meter;
 mod proxy;
 mod throttler;
 
-pub use body::{GatewayBody, LeaseBody, RequestBody, RequestBodyError, is_body_too_large};
+pub use body::{GatewayBody, LeaseBody, RequestBody, RequestBodyError, is_body_too_large, request_body_error};
 pub use endpoint::Endpoint;
-pub use error::{ProxyError, error_response};
+pub use error::{ProxyError, RETRY_AFTER_SECONDS, error_response};
 pub use meter::ConcurrencySample;
 pub use proxy::{Upstream, X_REQUEST_ID, client_ip_header, fresh_request_id, requested_upgrade, strip_hop_by_hop};
 pub use throttler::{AcquireError, Admission, Lease, Poke, Throttler, ThrottlerSnapshot, Waiting};

@@ -164,24 +164,20 @@ fn prepare_request<B>(request: &mut Request<B>, endpoint: &Endpoint, client: &He
     }
 }
 
-/// Request ids for requests that arrive without one: a random per-process prefix and a counter, so they
-/// are unique across restarts and cost no randomness per request.
+/// Request ids for requests that arrive without one: 128 random bits, so an id says nothing about other
+/// requests (how many came before it, which tenant's came next) and cannot be guessed, since clients and
+/// logs use ids as correlation keys across tenants. `rand`'s thread-local generator costs tens of
+/// nanoseconds a call, with no lock.
 mod request_id {
     use http::HeaderValue;
-    use std::sync::LazyLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    static PREFIX: LazyLock<u64> = LazyLock::new(rand::random);
-    static NEXT: AtomicU64 = AtomicU64::new(0);
 
     /// A fresh id as 32 lowercase hex digits.
     pub fn fresh() -> [u8; 32] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
+        let random: u128 = rand::random();
         let mut id = [0u8; 32];
-        let (prefix, counter) = (*PREFIX, NEXT.fetch_add(1, Ordering::Relaxed));
         for (i, slot) in id.iter_mut().enumerate() {
-            let (word, shift) = if i < 16 { (prefix, (15 - i) * 4) } else { (counter, (31 - i) * 4) };
-            *slot = HEX[((word >> shift) & 0xf) as usize];
+            *slot = HEX[((random >> ((31 - i) * 4)) & 0xf) as usize];
         }
         id
     }
@@ -297,6 +293,19 @@ mod tests {
             })
             .collect();
         assert_eq!(ids.len(), 100);
+    }
+
+    #[test]
+    fn generated_request_ids_are_unpredictable() {
+        // A prefix-and-counter id repeats its first half and changes only the last digits; random ids share
+        // neither half with the one before, and use the whole hex alphabet.
+        let ids: Vec<[u8; 32]> = (0..64).map(|_| fresh_request_id()).collect();
+        for pair in ids.windows(2) {
+            assert_ne!(pair[0][..16], pair[1][..16], "ids share a prefix");
+            assert_ne!(pair[0][16..], pair[1][16..]);
+        }
+        let digits: std::collections::HashSet<u8> = ids.iter().flat_map(|id| id[..8].to_vec()).collect();
+        assert!(digits.len() > 10, "leading digits vary: {digits:?}");
     }
 
     #[test]

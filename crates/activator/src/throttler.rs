@@ -218,7 +218,24 @@ impl Throttler {
     /// Replace the ready set. Replicas that stay keep their in-flight counts; new capacity goes to waiters.
     pub fn set_endpoints(self: &Arc<Self>, ready: &[SocketAddr]) {
         let mut state = self.lock();
-        let state = &mut *state;
+        self.replace_endpoints(&mut state, ready);
+    }
+
+    /// Take the replica at `addr` out of the ready set now: the gateway found it refusing connections (it
+    /// died or is stopping), and its platform may take a while to notice. Requests in flight on it finish
+    /// as they will; the platform's next report of the ready set, if it still lists the replica, brings it
+    /// back. Returns whether it was in the ready set.
+    pub fn evict(self: &Arc<Self>, addr: SocketAddr) -> bool {
+        let mut state = self.lock();
+        if !state.endpoints.iter().any(|e| e.addr() == addr) {
+            return false;
+        }
+        let ready: Vec<SocketAddr> = state.endpoints.iter().map(|e| e.addr()).filter(|a| *a != addr).collect();
+        self.replace_endpoints(&mut state, &ready);
+        true
+    }
+
+    fn replace_endpoints(self: &Arc<Self>, state: &mut State, ready: &[SocketAddr]) {
         let mut next = Vec::with_capacity(ready.len());
         for addr in ready {
             let existing = state.endpoints.iter().chain(state.retired.iter()).find(|e| e.addr() == *addr);

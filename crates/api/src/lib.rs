@@ -1,6 +1,7 @@
 //! Swell's shared vocabulary. The same `RevisionSpec` and `RouteSpec` are the `spec` of the Kubernetes
 //! objects and the entries of the local YAML file, so a user moving from `swell serve` to a cluster keeps
-//! their specs. Everything here is plain data plus validation; no I/O beyond reading a config file.
+//! their specs. Everything here is plain data plus validation; no I/O beyond reading a config file and
+//! checking that the programs it names exist.
 
 pub mod config;
 pub mod duration;

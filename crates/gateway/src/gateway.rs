@@ -15,8 +15,8 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 use std::sync::Arc;
 use swell_activator::{
-    AcquireError, Admission, GatewayBody, Lease, LeaseBody, ProxyError, RequestBody, Throttler, Upstream, Waiting,
-    is_body_too_large, requested_upgrade,
+    AcquireError, Admission, GatewayBody, Lease, LeaseBody, ProxyError, RequestBody, RequestBodyError, Throttler,
+    Upstream, Waiting, request_body_error, requested_upgrade,
 };
 use swell_router::{Fallback, RequestHeaders, RequestView, Rolls, RouteTable};
 use tokio::time::Instant;
@@ -106,7 +106,8 @@ impl Gateway {
             }
             _ => None,
         };
-        let mut request = request.map(|body| RequestBody::new(body, self.max_body_bytes));
+        let stall_limit = peer.body_read_timeout;
+        let mut request = request.map(|body| RequestBody::new(body, self.max_body_bytes).with_stall_limit(stall_limit));
         if let Some((copy, target, limit)) = copy {
             let body = request.body_mut().tap(limit);
             copy.send(UPSTREAM.with(Upstream::clone), target, body, peer.forwarded_for.clone());
@@ -125,7 +126,6 @@ impl Gateway {
         start: Instant,
     ) -> Result<Response<GatewayBody>, ProxyError> {
         let name = || revision.name.to_string();
-        let too_large = || ProxyError::BodyTooLarge { revision: Some(name()), limit: self.max_body_bytes };
         let deadline = start + revision.options.timeout;
         let weight = Throttler::queue_weight(request.body(), self.max_body_bytes);
         let (lease, cold) = match revision.throttler.admit(start.into_std(), weight) {
@@ -153,8 +153,7 @@ impl Gateway {
         let forwarded = tokio::time::timeout_at(deadline, sent);
         let mut response = match forwarded.await {
             Ok(Ok(response)) => response,
-            Ok(Err(source)) if is_body_too_large(&source) => return Err(too_large()),
-            Ok(Err(source)) => return Err(ProxyError::Upstream { revision: name(), source: Box::new(source) }),
+            Ok(Err(source)) => return Err(self.failed(revision, lease, source)),
             Err(_) => return Err(ProxyError::Timeout { revision: name() }),
         };
         if let Some(client_upgrade) = client_upgrade
@@ -173,6 +172,30 @@ impl Gateway {
             response.headers_mut().insert(COLD_START_HEADER, HeaderValue::from(waited.as_millis() as u64));
         }
         Ok(response)
+    }
+
+    /// Whose fault a failed exchange was. The client's body (too large, stalled, malformed) is the
+    /// client's; a replica that refuses connections leaves the ready set at once, so requests behind this
+    /// one do not try it too while its platform has yet to notice.
+    fn failed(&self, revision: &RevisionHandle, lease: Lease, source: hyper_util::client::legacy::Error) -> ProxyError {
+        let name = Some(revision.name.to_string());
+        match request_body_error(&source) {
+            Some(RequestBodyError::TooLarge { .. }) => {
+                return ProxyError::BodyTooLarge { revision: name, limit: self.max_body_bytes };
+            }
+            Some(RequestBodyError::Stalled { .. }) => return ProxyError::ClientTimeout { revision: name },
+            Some(RequestBodyError::Client(_)) => {
+                return ProxyError::BadRequest { revision: name, reason: "the request body is malformed or cut short" };
+            }
+            None => {}
+        }
+        if source.is_connect() && refused(&source) {
+            let addr = lease.endpoint().addr();
+            if revision.throttler.evict(addr) {
+                tracing::warn!(revision = %revision.name, %addr, "replica refused a connection; out of the ready set");
+            }
+        }
+        ProxyError::Upstream { revision: revision.name.to_string(), source: Box::new(source) }
     }
 
     /// Serve a request whose revision did not start in time from the route's fallback: a fixed response,
@@ -245,6 +268,41 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
     drop(lease);
 }
 
+/// Whether a connect error was a refusal (nothing listens at the address), not a timeout.
+fn refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
+/// What the gateway refuses before routing, as the fast path does (see `h1::head::inspect`): `CONNECT`
+/// (not a forward proxy); an HTTP/1.1 request without exactly one `Host` (RFC 9112 §3.2); more than one
+/// `Content-Length`, which hyper accepts when the values agree but a replica might read differently.
+fn check_request<B>(request: &Request<B>) -> Result<(), ProxyError> {
+    if request.method() == http::Method::CONNECT {
+        return Err(ProxyError::NotImplemented { method: "CONNECT" });
+    }
+    let bad = |reason| Err(ProxyError::BadRequest { revision: None, reason });
+    if request.version() == http::Version::HTTP_11 {
+        let mut hosts = request.headers().get_all(header::HOST).iter();
+        if hosts.next().is_none() {
+            return bad("an HTTP/1.1 request needs a Host header");
+        }
+        if hosts.next().is_some() {
+            return bad("more than one Host header");
+        }
+    }
+    if request.headers().get_all(header::CONTENT_LENGTH).iter().nth(1).is_some() {
+        return bad("more than one Content-Length header");
+    }
+    Ok(())
+}
+
 /// The request's `Content-Length`, when it declares one.
 fn declared_length<B>(request: &Request<B>) -> Option<u64> {
     request.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
@@ -257,6 +315,10 @@ impl Handler for Gateway {
 
     async fn call(&self, request: Request<Incoming>, peer: &Peer) -> Response<GatewayBody> {
         let start = Instant::now();
+        if let Err(error) = check_request(&request) {
+            tracing::debug!(%error, "request refused");
+            return error.into_response();
+        }
         let Some(routed) = self.route(&request) else {
             self.metrics.unrouted.inc();
             return ProxyError::NoRoute.into_response();

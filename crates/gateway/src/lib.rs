@@ -3,6 +3,7 @@
 //! Also the admin listener (`/metrics`, `/healthz`, `/readyz`, `/v1/status`) and the Prometheus metrics.
 
 mod admin;
+mod client_deadlines;
 mod gateway;
 mod h1;
 mod metrics;
@@ -14,4 +15,4 @@ pub use admin::{Admin, StatusSource};
 pub use gateway::Gateway;
 pub use metrics::{Metrics, RevisionMetrics};
 pub use revision::{RevisionHandle, RevisionOptions, RevisionSet};
-pub use server::{Handler, Peer, ServerLimits, serve};
+pub use server::{Handler, Peer, ServerLimits, connection_cap, serve};

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use swell_api::Protocol;
-use swell_gateway::ServerLimits;
+use swell_gateway::{RevisionOptions, ServerLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 mod support;
+
+use support::raw::{get, read_head, response};
 
 /// How a raw replica answers each request.
 #[derive(Clone, Copy)]
@@ -70,82 +72,10 @@ async fn replica(kind: Replica) -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, accepted)
 }
 
-/// Read one request head (requests here carry no body); `None` at the end of the stream.
-async fn read_head(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Option<String> {
-    loop {
-        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&pending[..end]).into_owned();
-            pending.drain(..end + 4);
-            return Some(head);
-        }
-        let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => pending.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
 /// A gateway with revision `v1` (HTTP/1 upstream) at `replica`.
 async fn gateway(replica: SocketAddr) -> SocketAddr {
     let handle = support::revision("v1", support::options(Duration::from_secs(5), Protocol::Http1), &[replica]);
     support::gateway(support::ALL_TO_V1, &[handle], 0, ServerLimits::default()).await
-}
-
-/// One response from `stream`: status, head and body (by `Content-Length` or chunked, decoded).
-async fn response(stream: &mut TcpStream, pending: &mut Vec<u8>, head_request: bool) -> (u16, String, String) {
-    let head = read_head(stream, pending).await.expect("a response head");
-    let status = head[9..12].parse().expect("a status");
-    let lower = head.to_ascii_lowercase();
-    let length = lower
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))
-        .map(|v| v.trim().parse::<usize>().expect("a length"));
-    let body = if head_request {
-        Vec::new()
-    } else if lower.contains("transfer-encoding: chunked") {
-        let mut body = Vec::new();
-        loop {
-            let line = read_line(stream, pending).await;
-            let size = usize::from_str_radix(line.trim(), 16).expect("a chunk size");
-            if size == 0 {
-                read_line(stream, pending).await;
-                break body;
-            }
-            fill(stream, pending, size + 2).await;
-            body.extend(pending.drain(..size));
-            pending.drain(..2);
-        }
-    } else {
-        let length = length.expect("a framed response");
-        fill(stream, pending, length).await;
-        pending.drain(..length).collect()
-    };
-    (status, head, String::from_utf8(body).expect("utf-8"))
-}
-
-async fn fill(stream: &mut TcpStream, pending: &mut Vec<u8>, want: usize) {
-    while pending.len() < want {
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.expect("read");
-        assert!(n > 0, "the gateway closed early");
-        pending.extend_from_slice(&chunk[..n]);
-    }
-}
-
-async fn read_line(stream: &mut TcpStream, pending: &mut Vec<u8>) -> String {
-    loop {
-        if let Some(end) = pending.windows(2).position(|w| w == b"\r\n") {
-            let line = String::from_utf8_lossy(&pending[..end]).into_owned();
-            pending.drain(..end + 2);
-            return line;
-        }
-        fill(stream, pending, pending.len() + 1).await;
-    }
-}
-
-fn get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: api.example\r\n\r\n")
 }
 
 #[tokio::test]
@@ -250,22 +180,51 @@ async fn a_connection_moves_to_hyper_for_a_request_the_fast_path_does_not_serve(
 }
 
 #[tokio::test]
-async fn an_unreachable_replica_gets_502_and_the_connection_stays_usable() {
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-    let gateway = gateway(closed).await;
+async fn a_replica_refusing_connections_leaves_the_ready_set_and_the_request_goes_to_another() {
+    // Bound and dropped: connections to it are refused, as to a replica killed a moment ago.
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let (live, _) = replica(Replica::KeepAlive).await;
+    // containerConcurrency 1 picks the first replica with a free slot: the dead one, deterministically.
+    let options =
+        RevisionOptions { container_concurrency: 1, ..support::options(Duration::from_secs(5), Protocol::Http1) };
+    let handle = support::revision("v1", options, &[dead, live]);
+    let gateway = support::gateway(support::ALL_TO_V1, std::slice::from_ref(&handle), 0, ServerLimits::default()).await;
     let mut client = TcpStream::connect(gateway).await.unwrap();
     let mut pending = Vec::new();
     client.write_all(get("/v1/x").as_bytes()).await.unwrap();
     let (status, head, body) = response(&mut client, &mut pending, false).await;
-    assert_eq!(status, 502, "{head}");
-    assert!(body.contains("\"revision\":\"v1\""), "{body}");
+    assert_eq!(status, 200, "retried on the live replica: {head}");
+    assert_eq!(body, "GET /v1/x HTTP/1.1");
+    assert_eq!(handle.throttler.ready(), vec![live], "the dead replica left the ready set at once");
     client.write_all(get("/v1/y").as_bytes()).await.unwrap();
-    assert_eq!(response(&mut client, &mut pending, false).await.0, 502, "the connection stays usable");
+    assert_eq!(response(&mut client, &mut pending, false).await.0, 200);
+}
+
+#[tokio::test]
+async fn when_the_only_replica_refuses_connections_the_request_waits_like_a_cold_start() {
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let options = RevisionOptions {
+        cold_start_timeout: Duration::from_millis(200),
+        ..support::options(Duration::from_secs(5), Protocol::Http1)
+    };
+    let handle = support::revision("v1", options, &[dead]);
+    let gateway = support::gateway(support::ALL_TO_V1, std::slice::from_ref(&handle), 0, ServerLimits::default()).await;
+    let mut client = TcpStream::connect(gateway).await.unwrap();
+    let mut pending = Vec::new();
+    client.write_all(get("/v1/x").as_bytes()).await.unwrap();
+    let (status, head, body) = response(&mut client, &mut pending, false).await;
+    assert_eq!(status, 503, "no replica left: a failed cold start, not a 502: {head}");
+    assert!(head.to_ascii_lowercase().contains("retry-after: 1"), "{head}");
+    assert!(body.contains("\"revision\":\"v1\""), "{body}");
+    assert!(handle.throttler.ready().is_empty());
+    client.write_all(get("/v1/y").as_bytes()).await.unwrap();
+    assert_eq!(response(&mut client, &mut pending, false).await.0, 503, "the connection stays usable");
 }
 
 #[tokio::test]
 async fn a_request_whose_body_was_cut_off_by_a_failure_closes_its_connection() {
-    // A replica that reads and never answers: the 1 s deadline passes while the body is still coming.
+    // A replica that reads and never answers: the 1 s deadline passes while the body is still coming. The
+    // client is the one that stalled, so it gets 408 (not 504, which would blame the replica).
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -285,7 +244,7 @@ async fn a_request_whose_body_was_cut_off_by_a_failure_closes_its_connection() {
         .unwrap();
     let mut pending = Vec::new();
     let (status, head, _) = response(&mut client, &mut pending, false).await;
-    assert_eq!(status, 504, "{head}");
+    assert_eq!(status, 408, "{head}");
     assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
     // What the client sends next is not read as a request: the connection is closed.
     let _ = client.write_all(get("/v1/next").as_bytes()).await;

@@ -1,6 +1,8 @@
-//! The platform's timings. Defaults are what `swell serve` uses; tests shorten them so a SIGKILL after the grace
-//! period or a crash loop can be watched in well under a second.
+//! The platform's timings, and how it starts processes. Defaults are what `swell serve` uses, except the launcher,
+//! which `swell serve` sets to itself; tests shorten the timings so a SIGKILL after the grace period or a crash loop
+//! can be watched in well under a second.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long a replica gets between SIGTERM and SIGKILL. Shorter than Kubernetes' 30 s default because a local
@@ -36,6 +38,10 @@ pub struct PlatformOptions {
     pub unready_after_failures: u32,
     pub crash_backoff_initial: Duration,
     pub crash_backoff_max: Duration,
+    /// A program that runs each replica's command as `<launcher> exec-replica --parent-pid <pid> -- <command>`
+    /// so it dies with this process, even by SIGKILL (see `launcher`): the `swell` binary. `None` spawns the
+    /// command directly, for users of this crate without that binary.
+    pub launcher: Option<PathBuf>,
 }
 
 impl Default for PlatformOptions {
@@ -48,6 +54,7 @@ impl Default for PlatformOptions {
             unready_after_failures: DEFAULT_UNREADY_AFTER_FAILURES,
             crash_backoff_initial: DEFAULT_CRASH_BACKOFF_INITIAL,
             crash_backoff_max: DEFAULT_CRASH_BACKOFF_MAX,
+            launcher: None,
         }
     }
 }

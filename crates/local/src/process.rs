@@ -11,13 +11,15 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use swell_api::ProcessSpec;
 use tokio::process::{Child, Command};
+
+use crate::launcher;
 
 /// Why a replica's process could not be spawned.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +56,9 @@ pub(crate) struct SpawnedProcess {
 
 /// Spawns `spec` on `port`: `{port}` replaced in every command element and env value, `PORT` set (it wins over a
 /// `PORT` in `env`, since only the platform knows the port), stdin closed, stdout and stderr inherited so users see
-/// their model server's logs.
-pub(crate) fn spawn(spec: &ProcessSpec, port: u16) -> Result<SpawnedProcess, SpawnError> {
+/// their model server's logs. With a `launcher`, the command runs through it (see `launcher`), forked on the
+/// long-lived spawner thread; must be called inside a Tokio runtime either way.
+pub(crate) fn spawn(spec: &ProcessSpec, port: u16, launcher: Option<&Path>) -> Result<SpawnedProcess, SpawnError> {
     let port_text = port.to_string();
     let fill = |text: &str| text.replace("{port}", &port_text);
     let (program, args) = spec.command.split_first().ok_or(SpawnError::EmptyCommand)?;
@@ -72,9 +75,20 @@ pub(crate) fn spawn(spec: &ProcessSpec, port: u16) -> Result<SpawnedProcess, Spa
         Err(_) => PathBuf::from(program),
     };
 
-    let mut command = Command::new(&program);
+    let args = args.iter().map(|arg| fill(arg));
+    let mut command = match launcher {
+        Some(launcher) => {
+            let mut command = Command::new(launcher);
+            command.args(launcher::launcher_args(std::process::id(), &program, args));
+            command
+        }
+        None => {
+            let mut command = Command::new(&program);
+            command.args(args);
+            command
+        }
+    };
     command
-        .args(args.iter().map(|arg| fill(arg)))
         .envs(spec.env.iter().map(|(key, value)| (key, fill(value))))
         .env("PORT", &port_text)
         .stdin(Stdio::null())
@@ -87,9 +101,43 @@ pub(crate) fn spawn(spec: &ProcessSpec, port: u16) -> Result<SpawnedProcess, Spa
         command.current_dir(dir);
     }
 
-    let child = command.spawn().map_err(|source| SpawnError::Spawn { program: program.clone(), source })?;
+    let spawned = match launcher {
+        Some(_) => on_spawner_thread(command),
+        None => command.spawn(),
+    };
+    let child = spawned.map_err(|source| SpawnError::Spawn { program: program.clone(), source })?;
     let pid = child.id().and_then(|id| i32::try_from(id).ok()).ok_or(SpawnError::NoPid { program })?;
     Ok(SpawnedProcess { child, pid })
+}
+
+/// A job for the spawner thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Spawns `command` on the one thread that forks every launched replica, and waits for the result. The
+/// parent-death signal a launched replica asks for fires when the thread that forked it exits, so that thread
+/// must live as long as the process: this one never returns (it waits for jobs until the process ends), where
+/// a Tokio blocking thread exits when idle and a runtime's worker threads when the runtime stops. The calling
+/// thread waits as long as a fork and exec take, as it would spawning the child itself.
+fn on_spawner_thread(mut command: Command) -> io::Result<Child> {
+    static SPAWNER: OnceLock<Result<mpsc::Sender<Job>, String>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("swell-spawner".into())
+            .spawn(move || receiver.into_iter().for_each(|job| job()))
+            .map(|_| jobs)
+            .map_err(|error| error.to_string())
+    });
+    let jobs = spawner.as_ref().map_err(|error| io::Error::other(format!("no spawner thread: {error}")))?;
+    // The child registers with the caller's runtime (its exit notification and `kill_on_drop`).
+    let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+    let (reply, result) = mpsc::sync_channel(1);
+    let job: Job = Box::new(move || {
+        let _entered = runtime.enter();
+        let _ = reply.send(command.spawn());
+    });
+    jobs.send(job).map_err(|_| io::Error::other("the spawner thread is gone"))?;
+    result.recv().map_err(|_| io::Error::other("the spawner thread dropped the spawn"))?
 }
 
 /// A program named with a relative path (`target/release/model`, `./run.sh`) is taken relative to `cwd` (the
@@ -161,7 +209,7 @@ mod tests {
     #[tokio::test]
     async fn a_missing_program_is_a_spawn_error() {
         let spec = ProcessSpec { command: vec!["./no-such-model-server".into()], env: Default::default(), cwd: None };
-        match spawn(&spec, 1) {
+        match spawn(&spec, 1, None) {
             Err(SpawnError::Spawn { program, source }) => {
                 assert!(program.is_absolute(), "resolved against the working directory: {program:?}");
                 assert_eq!(source.kind(), io::ErrorKind::NotFound);
@@ -174,6 +222,6 @@ mod tests {
     #[test]
     fn an_empty_command_is_refused() {
         let spec = ProcessSpec { command: vec![], env: Default::default(), cwd: None };
-        assert!(matches!(spawn(&spec, 1), Err(SpawnError::EmptyCommand)));
+        assert!(matches!(spawn(&spec, 1, None), Err(SpawnError::EmptyCommand)));
     }
 }

@@ -103,7 +103,7 @@ pub(crate) fn start(
     let port = process::free_loopback_port().map_err(StartError::Port)?;
     let readiness = readiness_uri(port, &spec.readiness_path)
         .map_err(|source| StartError::ReadinessPath { path: spec.readiness_path.clone(), source })?;
-    let spawned = process::spawn(process_spec, port)?;
+    let spawned = process::spawn(process_spec, port, context.options.launcher.as_deref())?;
     context.registry.insert(spawned.pid);
     tracing::info!(revision = %revision, port, pid = spawned.pid, "replica starting");
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use swell_sample_model::{ModelConfig, ModelServer, parse_duration};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
 const DEFAULT_PORT: u16 = 8501;
@@ -61,6 +62,15 @@ async fn main() -> ExitCode {
         load_time: args.load_time,
         compute_time: args.compute_time,
     };
+    // The handlers are installed before the server binds and logs its address: a SIGTERM sent the moment the
+    // address appears must stop the server gracefully, not kill it with the default disposition.
+    let stop = match StopSignals::install() {
+        Ok(stop) => stop,
+        Err(err) => {
+            eprintln!("swell-sample-model: cannot install signal handlers: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = match ModelServer::bind((args.host.as_str(), port), config).await {
         Ok(server) => server,
         Err(err) => {
@@ -68,7 +78,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match server.serve(stop_signal()).await {
+    match server.serve(stop.wait()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("swell-sample-model: {err}");
@@ -77,19 +87,24 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Resolves on the first SIGTERM (how Swell's local platform and Kubernetes stop a replica) or Ctrl-C.
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(err) => {
-            tracing::warn!(%err, "cannot watch SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
+/// SIGTERM (how Swell's local platform and Kubernetes stop a replica) and SIGINT (Ctrl-C), registered with the
+/// runtime when created. `tokio::signal::ctrl_c()` and a `signal()` call inside an async block register only when
+/// first polled, which left a window after start-up in which either signal killed the process.
+struct StopSignals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
+    }
+
+    /// Resolves on the first of either signal.
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct ControlArgs {
 
 /// `swell control`: in-cluster (or kubeconfig) client, then the controller until stopped.
 pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
+    // Before anything starts, so a SIGTERM at any point after start-up is a graceful stop.
+    let mut signals = crate::serve::ShutdownSignals::install().context("installing the SIGTERM and SIGINT handlers")?;
     let options = swell_kube::control::ControlOptions {
         namespace: args.namespace.or_else(|| env("POD_NAMESPACE")).unwrap_or_else(|| "swell-system".to_owned()),
         identity: identity(args.identity)?,
@@ -36,7 +38,7 @@ pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
     tokio::select! {
         res = swell_kube::control::run(client, options) => res.context("swell control")?,
         // Returning drops the Lease watch receiver, which releases the Lease: the standby takes over at once.
-        () = crate::serve::shutdown_signal() => tracing::info!("stopping"),
+        () = signals.recv() => tracing::info!("stopping"),
     }
     Ok(())
 }
@@ -78,12 +80,42 @@ pub struct GatewayArgs {
     /// Serve plain HTTP/1.1 requests on the gateway's own fast path; `false` sends all through hyper.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub fast_path: bool,
+    /// On SIGTERM, how long `/readyz` answers 503 while requests are still served, so endpoints and load
+    /// balancers stop sending traffic before the listener closes (Go-style duration: "5s", "1m"). The
+    /// default leaves room in Kubernetes' default 30 s termination grace for in-flight requests to finish
+    /// (up to 10 s more) after it. A second SIGTERM or Ctrl-C skips the rest of the delay.
+    #[arg(long, default_value = DEFAULT_DRAIN_DELAY)]
+    pub drain_delay: String,
+    /// A client must send a whole request head within this (Go-style duration; nginx's
+    /// `client_header_timeout`); the config's `gateway.headerReadTimeout`.
+    #[arg(long, default_value = "60s")]
+    pub header_read_timeout: String,
+    /// Longest pause between two reads of a request body (nginx's `client_body_timeout`);
+    /// `gateway.bodyReadTimeout`.
+    #[arg(long, default_value = "60s")]
+    pub body_read_timeout: String,
+    /// A kept-alive connection with no request in progress closes after this (nginx's
+    /// `keepalive_timeout`); `gateway.idleTimeout`.
+    #[arg(long, default_value = "75s")]
+    pub idle_timeout: String,
+    /// Longest a client may take to accept more response bytes; then the connection closes and the
+    /// request's slot is released (nginx's `send_timeout`); `gateway.sendTimeout`.
+    #[arg(long, default_value = "60s")]
+    pub send_timeout: String,
+    /// Client connections held open at once across all threads; 0 derives it from the open-files limit.
+    #[arg(long, default_value_t = 0)]
+    pub max_connections: u64,
+    /// Connections the admin listener holds open at once, apart from the clients' budget (1 or more).
+    #[arg(long, default_value_t = 64)]
+    pub admin_max_connections: u64,
 }
 
 impl GatewayArgs {
     /// The same rule as `gateway.maxQueuedBodyBytes` in a config: a nonzero bound under the body limit
     /// would leave requests the gateway accepts unable ever to wait.
     pub fn validate(&self) -> Result<(), String> {
+        self.drain_delay()?;
+        self.validate_limits()?;
         match self.max_queued_body_bytes {
             Some(queued) if queued > 0 && queued < self.max_body_bytes => Err(format!(
                 "--max-queued-body-bytes: {queued} is out of range; allowed: 0 (no limit) or at least \
@@ -95,8 +127,93 @@ impl GatewayArgs {
     }
 }
 
-/// `swell gateway`: routes, activates and reports statistics, from Routes, Revisions and EndpointSlices.
+impl GatewayArgs {
+    /// `--drain-delay` as a duration, or an error naming the flag, the value and what is allowed.
+    pub fn drain_delay(&self) -> Result<std::time::Duration, String> {
+        swell_api::duration::parse(&self.drain_delay).map_err(|error| {
+            format!(
+                "--drain-delay: {:?} is not allowed ({error}); allowed: a Go-style duration of 0 or more, e.g. \"5s\"",
+                self.drain_delay
+            )
+        })
+    }
+}
+
+/// The connection timeouts and limits, with the ranges of their `gateway:` / `admin:` config keys.
+impl GatewayArgs {
+    pub fn header_read_timeout(&self) -> Result<std::time::Duration, String> {
+        positive_duration("--header-read-timeout", &self.header_read_timeout)
+    }
+
+    pub fn body_read_timeout(&self) -> Result<std::time::Duration, String> {
+        positive_duration("--body-read-timeout", &self.body_read_timeout)
+    }
+
+    pub fn idle_timeout(&self) -> Result<std::time::Duration, String> {
+        positive_duration("--idle-timeout", &self.idle_timeout)
+    }
+
+    pub fn send_timeout(&self) -> Result<std::time::Duration, String> {
+        positive_duration("--send-timeout", &self.send_timeout)
+    }
+
+    /// The flags as the config's `gateway:` and `admin:` sections, so both commands derive their
+    /// listeners' limits the same way (`crate::limits`).
+    fn listener_config(&self) -> Result<(swell_api::config::GatewayConfig, swell_api::config::AdminConfig), String> {
+        let gateway = swell_api::config::GatewayConfig {
+            listen: self.listen,
+            max_queued_requests: self.max_queued_requests,
+            max_body_bytes: self.max_body_bytes,
+            max_queued_body_bytes: self.max_queued_body_bytes,
+            fast_path: self.fast_path,
+            header_read_timeout: self.header_read_timeout()?,
+            body_read_timeout: self.body_read_timeout()?,
+            idle_timeout: self.idle_timeout()?,
+            send_timeout: self.send_timeout()?,
+            max_connections: self.max_connections,
+            ..swell_api::config::GatewayConfig::default()
+        };
+        let admin =
+            swell_api::config::AdminConfig { listen: self.admin_listen, max_connections: self.admin_max_connections };
+        Ok((gateway, admin))
+    }
+
+    fn validate_limits(&self) -> Result<(), String> {
+        self.header_read_timeout()?;
+        self.body_read_timeout()?;
+        self.idle_timeout()?;
+        self.send_timeout()?;
+        if self.admin_max_connections == 0 {
+            return Err("--admin-max-connections: 0 is out of range; allowed: 1 or more".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// A timeout flag: a Go-style duration above zero (zero would close every connection at once).
+fn positive_duration(flag: &str, value: &str) -> Result<std::time::Duration, String> {
+    match swell_api::duration::parse(value) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) | Err(swell_api::duration::DurationError::Negative) => {
+            Err(format!("{flag}: {value:?} is out of range; allowed: more than 0"))
+        }
+        Err(swell_api::duration::DurationError::Invalid) => Err(format!(
+            "{flag}: {value:?} is not a duration; allowed: a number with a unit (h, m, s, ms), e.g. \"60s\""
+        )),
+    }
+}
+
+/// `--drain-delay` unless given.
+const DEFAULT_DRAIN_DELAY: &str = "5s";
+
+/// `swell gateway`: routes, activates and reports statistics, from Routes, Revisions and EndpointSlices;
+/// drains on SIGTERM or Ctrl-C (see `swell_kube::gateway::run`) and returns.
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    // Before anything starts, so a SIGTERM at any point after start-up is a graceful stop.
+    let mut signals = crate::serve::ShutdownSignals::install().context("installing the SIGTERM and SIGINT handlers")?;
+    let drain_delay = args.drain_delay().map_err(anyhow::Error::msg)?;
+    let (gateway_config, admin_config) = args.listener_config().map_err(anyhow::Error::msg)?;
+    let open_files = crate::limits::raise_open_files_limit();
     let options = swell_kube::gateway::GatewayOptions {
         listen: args.listen,
         admin_listen: args.admin_listen,
@@ -107,12 +224,45 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         max_queued_body_bytes: args
             .max_queued_body_bytes
             .unwrap_or(swell_api::config::DEFAULT_MAX_QUEUED_BODY_BYTES.max(args.max_body_bytes)),
-        fast_path: args.fast_path,
+        limits: crate::limits::gateway(&gateway_config, &admin_config, open_files, 1),
+        admin_limits: crate::limits::admin(&gateway_config, &admin_config),
+        drain_delay,
     };
+    // Every signal becomes a stop message: the first starts the drain, a second cuts its delay short.
+    let (stop_tx, stop_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            signals.recv().await;
+            if stop_tx.send(()).is_err() {
+                break;
+            }
+        }
+    });
     let client = swell_kube::control::connect().await.context("connecting to the Kubernetes API")?;
-    tokio::select! {
-        res = swell_kube::gateway::run(client, options) => res.context("swell gateway")?,
-        () = crate::serve::shutdown_signal() => tracing::info!("stopping"),
+    swell_kube::gateway::run(client, options, stop_rx).await.context("swell gateway")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        gateway: GatewayArgs,
     }
-    Ok(())
+
+    #[test]
+    fn the_drain_delay_is_a_go_duration_and_defaults_to_five_seconds() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("gateway").chain(args.iter().copied())).expect("parses").gateway
+        };
+        assert_eq!(parse(&[]).drain_delay(), Ok(std::time::Duration::from_secs(5)));
+        assert_eq!(parse(&["--drain-delay", "1m30s"]).drain_delay(), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(parse(&["--drain-delay", "0"]).drain_delay(), Ok(std::time::Duration::ZERO));
+        let error = parse(&["--drain-delay", "5 seconds"]).validate().expect_err("not a duration");
+        assert!(error.starts_with("--drain-delay: \"5 seconds\" is not allowed"), "{error}");
+        assert!(parse(&["--drain-delay=-1s"]).validate().is_err());
+    }
 }

@@ -3,6 +3,7 @@
 //! through the real decider.
 
 mod kube_cmd;
+mod limits;
 mod serve;
 mod simulate;
 
@@ -52,12 +53,26 @@ enum Command {
     Gateway(kube_cmd::GatewayArgs),
     /// Replay per-second load through the real decider in virtual time.
     Simulate(simulate::SimulateArgs),
+    /// How `swell serve` starts a replica (hidden; see `swell_local::exec_replica`): die with `--parent-pid`,
+    /// then become the command.
+    #[command(name = swell_local::EXEC_REPLICA, hide = true)]
+    ExecReplica {
+        #[arg(long)]
+        parent_pid: u32,
+        /// The program and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
 }
+
+/// Exit code of `exec-replica` when the command cannot be run (a shell's "command not found").
+const EXIT_CANNOT_EXEC: u8 = 127;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_json);
     match cli.command {
+        Command::ExecReplica { parent_pid, command } => exec_replica(parent_pid, &command),
         Command::Serve { config, worker_threads } => serve::main(&config, worker_threads),
         Command::Check { config } => match serve::load_checked(&config) {
             Ok(_) => {
@@ -92,6 +107,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// `exec-replica`: returns only when the command could not be run.
+fn exec_replica(parent_pid: u32, command: &[std::ffi::OsString]) -> ExitCode {
+    // clap requires at least one element after `--`.
+    if let Some((program, args)) = command.split_first() {
+        let error = swell_local::exec_replica(parent_pid, program, args);
+        eprintln!("error: {} {program:?}: {error}", swell_local::EXEC_REPLICA);
+    }
+    ExitCode::from(EXIT_CANNOT_EXEC)
+}
+
 /// Exit status for commands that fail with an error.
 fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
@@ -113,5 +138,37 @@ fn init_tracing(json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The platform builds the launcher's arguments; this binary must read them back unchanged.
+    #[test]
+    fn the_launcher_arguments_parse_as_exec_replica() {
+        let args = swell_local::launcher_args(
+            4242,
+            std::path::Path::new("/srv/model"),
+            ["--port", "{port}", "--parent-pid", "7", "--", "-x"],
+        );
+        let cli = Cli::try_parse_from(std::iter::once("swell".into()).chain(args)).expect("parses");
+        match cli.command {
+            Command::ExecReplica { parent_pid, command } => {
+                assert_eq!(parent_pid, 4242);
+                let expected = ["/srv/model", "--port", "{port}", "--parent-pid", "7", "--", "-x"];
+                assert_eq!(command, expected.map(std::ffi::OsString::from));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn exec_replica_is_hidden_from_help() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        assert!(!help.contains(swell_local::EXEC_REPLICA), "{help}");
+        assert!(help.contains("serve"), "{help}");
     }
 }

@@ -15,7 +15,27 @@ fn swell() -> Command {
 
 #[test]
 fn the_bundled_config_checks_clean() {
+    // It names `target/release/swell-sample-model`, which exists only after `cargo build --release`: `check`
+    // refuses a missing program, and names nothing else when that is the only problem.
     let output = swell().args(["check", "--config", "config/local.yaml"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let release_model = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/swell-sample-model");
+    if std::path::Path::new(release_model).exists() {
+        assert!(output.status.success(), "{stderr}");
+    } else {
+        assert_eq!(output.status.code(), Some(64), "{stderr}");
+        assert!(
+            stderr.contains("revisions[sentiment-v1].process.command[0]: \"target/release/swell-sample-model\" (here ")
+                && stderr.contains("does not exist"),
+            "{stderr}"
+        );
+    }
+    // Everything else in it checks clean: the same file with a program that exists.
+    let bundled = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/local.yaml")).unwrap();
+    let path = std::env::temp_dir().join(format!("swell-cli-bundled-{}.yaml", std::process::id()));
+    std::fs::write(&path, bundled.replace("target/release/swell-sample-model", env!("CARGO_BIN_EXE_swell"))).unwrap();
+    let output = swell().args(["check", "--config"]).arg(&path).output().unwrap();
+    let _ = std::fs::remove_file(&path);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
@@ -37,6 +57,23 @@ fn a_gateway_queue_bound_under_the_body_limit_exits_64_before_connecting() {
     assert_eq!(output.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--max-queued-body-bytes: 10 is out of range"), "{stderr}");
+}
+
+#[test]
+fn gateway_connection_timeouts_and_limits_out_of_range_exit_64_naming_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--header-read-timeout", "0s"], "--header-read-timeout: \"0s\" is out of range; allowed: more than 0"),
+        (&["--body-read-timeout", "0"], "--body-read-timeout: \"0\" is out of range; allowed: more than 0"),
+        (&["--idle-timeout=-5s"], "--idle-timeout: \"-5s\" is out of range; allowed: more than 0"),
+        (&["--send-timeout", "60"], "--send-timeout: \"60\" is not a duration; allowed: a number with a unit"),
+        (&["--admin-max-connections", "0"], "--admin-max-connections: 0 is out of range; allowed: 1 or more"),
+    ];
+    for (flags, want) in cases {
+        let output = swell().arg("gateway").args(*flags).output().unwrap();
+        assert_eq!(output.status.code(), Some(64), "{flags:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(want), "{flags:?}: {stderr}");
+    }
 }
 
 #[test]

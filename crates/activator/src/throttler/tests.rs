@@ -163,3 +163,25 @@ async fn close_answers_every_waiter() {
 }
 
 mod queue_bytes;
+
+#[tokio::test]
+async fn an_evicted_replica_takes_no_more_requests_and_its_slot_never_passes_to_a_waiter() {
+    let (t, _) = throttler(1, 10);
+    t.set_endpoints(&[addr(1), addr(2)]);
+    let (on_dead, _) = t.acquire(0).await.unwrap();
+    assert_eq!(on_dead.endpoint().addr(), addr(1), "first available");
+    let (on_live, _) = t.acquire(0).await.unwrap();
+    let queued = waiting(&t, 1);
+    // The gateway found replica 1 refusing connections: out before its slot is freed.
+    assert!(t.evict(addr(1)));
+    assert!(!t.evict(addr(1)), "already out");
+    assert_eq!(t.ready(), vec![addr(2)]);
+    drop(on_dead);
+    assert_eq!(t.snapshot().in_flight, 1, "the dead replica's slot went to nobody");
+    drop(on_live);
+    let (lease, _) = queued.into_iter().next().unwrap().await.unwrap().unwrap();
+    assert_eq!(lease.endpoint().addr(), addr(2));
+    // The platform's next report of the ready set decides: still listed, it is back.
+    t.set_endpoints(&[addr(1), addr(2)]);
+    assert_eq!(t.ready(), vec![addr(1), addr(2)]);
+}

@@ -3,10 +3,15 @@
 //! a pooled connection, all in the client connection's own task. The replica's response head is rewritten
 //! into one buffer and sent with the first body bytes in one write; the body follows as it arrives, byte
 //! for byte, framed by its `Content-Length`, by its chunks, or by the replica closing.
+//!
+//! A replica that cannot be connected to got no byte of the request, so the request is safe to send
+//! elsewhere: it takes a new slot (once), on another replica or, when none is left, in the queue like any
+//! request to a cold revision. A replica that refused the connection (it died, or is stopping) leaves the
+//! ready set at once.
 
 use super::local::{write_all2, write_error, write_static};
 use super::response::{Body, Extras, Framing, Parsed, ResponseHead, invalid, parse_response};
-use super::{Conn, RequestHead, pool};
+use super::{Conn, Deadline, RequestHead, pool, within};
 use crate::gateway::{Gateway, Routed};
 use crate::revision::RevisionHandle;
 use http::StatusCode;
@@ -55,7 +60,7 @@ pub(super) async fn dispatch(
         },
         acquired => (revision, acquired, None),
     };
-    let acquired = match acquired {
+    let mut acquired = match acquired {
         Ok(acquired) => acquired,
         Err(error) => return write_error(conn, request, error).await,
     };
@@ -64,7 +69,38 @@ pub(super) async fn dispatch(
         target.metrics.cold_start_seconds.observe(waited.as_secs_f64());
     }
     let extras = Extras { id: request.id, cold: acquired.cold, fallback: fallback_name };
-    forward(conn, request, &target, acquired, extras).await
+    let mut retried = false;
+    loop {
+        let error = match forward(conn, request, &target, acquired, &extras).await {
+            Forwarded::Served(served) => return served,
+            Forwarded::Refused(error) => error,
+        };
+        let refused = ProxyError::Upstream { revision: target.name.to_string(), source: Box::new(error) };
+        if retried {
+            return write_error(conn, request, refused).await;
+        }
+        retried = true;
+        acquired = match acquire(gateway, &target, start, request.body_len).await {
+            Ok(acquired) => acquired,
+            Err(error) => return write_error(conn, request, error).await,
+        };
+    }
+}
+
+/// How a forwarded request ended.
+enum Forwarded {
+    Served(Served),
+    /// The replica refused the connection: nothing of the request was sent, and it may go elsewhere.
+    Refused(io::Error),
+}
+
+/// Why an exchange failed before the replica's response head.
+enum SendError {
+    /// No connection to the replica: nothing was sent.
+    Connect(io::Error),
+    /// The client's body stalled (`TimedOut`) or ended early.
+    Client(io::Error),
+    Upstream(io::Error),
 }
 
 struct Acquired {
@@ -99,26 +135,47 @@ async fn forward(
     request: &RequestHead,
     revision: &RevisionHandle,
     acquired: Acquired,
-    extras: Extras,
-) -> Served {
+    extras: &Extras,
+) -> Forwarded {
     let Acquired { lease, deadline, .. } = acquired;
     let addr = lease.endpoint().addr();
     // A body that did not come with the head is streamed, and may be cut off half-way by a failure: then
     // where the next request starts is unknown, and the connection must close after the error.
     let streamed = request.body_len > conn.buf.len() as u64;
-    let exchanged = tokio::time::timeout_at(deadline, send(conn, request, addr, &extras)).await;
+    let mut awaiting_client = false;
+    let exchanged = tokio::time::timeout_at(deadline, send(conn, request, addr, extras, &mut awaiting_client)).await;
+    let name = || revision.name.to_string();
     let failed = match exchanged {
         Ok(Ok((upstream, head))) => Ok((upstream, head)),
-        Ok(Err(source)) => Err(ProxyError::Upstream { revision: revision.name.to_string(), source: Box::new(source) }),
-        Err(_) => Err(ProxyError::Timeout { revision: revision.name.to_string() }),
+        Ok(Err(SendError::Connect(error))) => {
+            // A refusal means nothing listens there: out of the ready set before the slot is freed, so the
+            // slot cannot pass to a waiter on it. (A connect timeout may be a busy replica: retried, kept.)
+            if error.kind() == io::ErrorKind::ConnectionRefused && revision.throttler.evict(addr) {
+                tracing::warn!(revision = %revision.name, %addr, %error, "replica refused a connection; out of the ready set");
+            }
+            drop(lease);
+            return Forwarded::Refused(error);
+        }
+        Ok(Err(SendError::Client(error))) if error.kind() == io::ErrorKind::TimedOut => {
+            Err(ProxyError::ClientTimeout { revision: Some(name()) })
+        }
+        Ok(Err(SendError::Client(_))) => {
+            Err(ProxyError::BadRequest { revision: Some(name()), reason: "the request body was cut short" })
+        }
+        Ok(Err(SendError::Upstream(source))) => {
+            Err(ProxyError::Upstream { revision: name(), source: Box::new(source) })
+        }
+        // The request's time ran out while the gateway waited for the client's body: the client's fault.
+        Err(_) if awaiting_client => Err(ProxyError::ClientTimeout { revision: Some(name()) }),
+        Err(_) => Err(ProxyError::Timeout { revision: name() }),
     };
     let (mut upstream, head) = match failed {
         Ok(exchanged) => exchanged,
         Err(error) if streamed => {
             let served = write_error(conn, &RequestHead { close: true, ..*request }, error).await;
-            return Served { keep: false, ..served };
+            return Forwarded::Served(Served { keep: false, ..served });
         }
-        Err(error) => return write_error(conn, request, error).await,
+        Err(error) => return Forwarded::Served(write_error(conn, request, error).await),
     };
     let head_at = Instant::now();
     let relayed = relay_body(conn, &mut upstream, &head).await;
@@ -134,19 +191,20 @@ async fn forward(
         pool::put(addr, upstream);
     }
     let keep = ended && !request.close && head.framing != Framing::UntilClose;
-    Served { status: head.status, head_at, keep }
+    Forwarded::Served(Served { status: head.status, head_at, keep })
 }
 
 /// Send the request (head from `conn.out`, body from the client) and read the response head. A pooled
 /// connection the replica closed while idle fails before any response byte: then the request, if its body
 /// is still at hand, is sent once more on a new connection (never another pooled one, which the replica has
-/// likely closed too).
+/// likely closed too). `awaiting_client` is true while the client's body is awaited.
 async fn send(
     conn: &mut Conn,
     request: &RequestHead,
     addr: SocketAddr,
     extras: &Extras,
-) -> io::Result<(TcpStream, ResponseHead)> {
+    awaiting_client: &mut bool,
+) -> Result<(TcpStream, ResponseHead), SendError> {
     let buffered = request.body_len.min(conn.buf.len() as u64) as usize;
     let whole_body_at_hand = buffered as u64 == request.body_len;
     let mut retry = whole_body_at_hand;
@@ -154,16 +212,16 @@ async fn send(
         // After a stale one, `forget` has emptied the pool for `addr`: the retry connects anew.
         let (mut upstream, reused) = match pool::take(addr) {
             Some(pooled) => (pooled, true),
-            None => (connect(addr).await?, false),
+            None => (connect(addr).await.map_err(SendError::Connect)?, false),
         };
         conn.ubuf.clear();
         let sent = if whole_body_at_hand {
-            write_all2(&mut upstream, &conn.out, &conn.buf[..buffered]).await
+            write_all2(&mut upstream, &conn.out, &conn.buf[..buffered]).await.map_err(SendError::Upstream)
         } else {
-            stream_body(conn, &mut upstream, request.body_len, buffered).await
+            stream_body(conn, &mut upstream, request.body_len, buffered, awaiting_client).await
         };
         let received = match sent {
-            Ok(()) => read_head(&mut upstream, conn, request, extras).await,
+            Ok(()) => read_head(&mut upstream, conn, request, extras).await.map_err(SendError::Upstream),
             Err(error) => Err(error),
         };
         match received {
@@ -173,7 +231,7 @@ async fn send(
                 }
                 return Ok((upstream, head));
             }
-            Err(error) if retry && reused && conn.ubuf.is_empty() && is_stale(&error) => {
+            Err(SendError::Upstream(error)) if retry && reused && conn.ubuf.is_empty() && is_stale(&error) => {
                 pool::forget(addr);
                 retry = false;
             }
@@ -201,17 +259,31 @@ async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-/// Send the head and a body larger than what arrived with it, reading the rest from the client as it comes.
-async fn stream_body(conn: &mut Conn, upstream: &mut TcpStream, body_len: u64, buffered: usize) -> io::Result<()> {
-    write_all2(upstream, &conn.out, &conn.buf[..buffered]).await?;
+/// Send the head and a body larger than what arrived with it, reading the rest from the client as it comes
+/// (each pause at most `body_read_timeout`).
+async fn stream_body(
+    conn: &mut Conn,
+    upstream: &mut TcpStream,
+    body_len: u64,
+    buffered: usize,
+    awaiting_client: &mut bool,
+) -> Result<(), SendError> {
+    write_all2(upstream, &conn.out, &conn.buf[..buffered]).await.map_err(SendError::Upstream)?;
     conn.buf.drain(..buffered);
     let mut left = body_len - buffered as u64;
+    let pause = Deadline::Pause(conn.limits.body_read_timeout);
     while left > 0 {
-        if conn.buf.is_empty() && conn.read().await? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed in the middle of the body"));
+        if conn.buf.is_empty() {
+            *awaiting_client = true;
+            let read = conn.read(pause).await.map_err(SendError::Client)?;
+            *awaiting_client = false;
+            if read == 0 {
+                let ended = io::Error::new(io::ErrorKind::UnexpectedEof, "client closed in the middle of the body");
+                return Err(SendError::Client(ended));
+            }
         }
         let take = left.min(conn.buf.len() as u64) as usize;
-        upstream.write_all(&conn.buf[..take]).await?;
+        upstream.write_all(&conn.buf[..take]).await.map_err(SendError::Upstream)?;
         conn.buf.drain(..take);
         left -= take as u64;
     }
@@ -251,7 +323,9 @@ async fn relay_body(conn: &mut Conn, upstream: &mut TcpStream, head: &ResponseHe
     let mut body = Body::new(head.framing);
     let first = body.take(&conn.ubuf[head.len..])?;
     let rest_after = head.len + first;
-    write_all2(&mut conn.stream, &conn.out, &conn.ubuf[head.len..rest_after]).await?;
+    // A client that takes no bytes for `send_timeout` loses the connection, and the request its slot.
+    let send = Deadline::Pause(conn.limits.send_timeout);
+    within(&mut conn.timer, send, write_all2(&mut conn.stream, &conn.out, &conn.ubuf[head.len..rest_after])).await?;
     let mut clean = rest_after == conn.ubuf.len();
     while !body.done() {
         conn.ubuf.clear();
@@ -263,7 +337,7 @@ async fn relay_body(conn: &mut Conn, upstream: &mut TcpStream, head: &ResponseHe
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the replica closed in the middle of the body"));
         }
         let take = body.take(&conn.ubuf)?;
-        conn.stream.write_all(&conn.ubuf[..take]).await?;
+        within(&mut conn.timer, send, conn.stream.write_all(&conn.ubuf[..take])).await?;
         clean = take == conn.ubuf.len();
     }
     // Bytes after the body's end mean the replica does not frame its responses as it says.

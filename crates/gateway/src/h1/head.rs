@@ -4,11 +4,15 @@
 //! original `Host` kept, `x-forwarded-for/-proto/-host` set, `x-request-id` passed on or generated.
 //!
 //! Anything unusual is left to hyper rather than handled twice: other HTTP versions, upgrades,
-//! `Expect`, `Transfer-Encoding` on a request, absolute-form targets, a missing `Host`, a `Connection`
-//! header naming other headers, more than [`MAX_HEADERS`] headers.
+//! `Expect`, `Transfer-Encoding` on a request, absolute-form targets, a `Connection` header naming other
+//! headers, more than [`MAX_HEADERS`] headers. A request that is plainly wrong is refused here, with the
+//! same answer the hyper path gives (`gateway::check_request`): `CONNECT` (501), an HTTP/1.1 request
+//! without exactly one `Host`, a `Content-Length` that is not a number below 2^63, or more than one
+//! `Content-Length` (400; nginx refuses duplicates too, and a replica might read them differently).
 
 use crate::server::Peer;
 use http::HeaderName;
+use swell_activator::ProxyError;
 use swell_router::RequestHeaders;
 
 /// Request and response heads with more headers than this go to hyper (or, from a replica, fail).
@@ -65,29 +69,32 @@ impl RequestId {
     }
 }
 
-/// The fast path's view of `request`, or `None` when hyper should serve it.
-pub(super) fn inspect<'b>(request: &httparse::Request<'_, 'b>) -> Option<Inspected<'b>> {
+/// The fast path's view of `request`; `Ok(None)` when hyper should serve it; an error when it is refused.
+pub(super) fn inspect<'b>(request: &httparse::Request<'_, 'b>) -> Result<Option<Inspected<'b>>, ProxyError> {
     if request.version != Some(1) {
-        return None;
+        return Ok(None);
     }
-    let method = request.method?;
-    let path = request.path?;
-    if method == "CONNECT" || !path.starts_with('/') {
-        return None;
+    let (Some(method), Some(path)) = (request.method, request.path) else { return Ok(None) };
+    if method == "CONNECT" {
+        return Err(ProxyError::NotImplemented { method: "CONNECT" });
     }
-    let (mut host, mut body_len, mut close) = (None, None::<u64>, false);
+    if !path.starts_with('/') || !path.bytes().all(is_target_byte) {
+        return Ok(None);
+    }
+    let bad = |reason| Err(ProxyError::BadRequest { revision: None, reason });
+    let (mut host, mut body_len, mut close, mut handoff) = (None, None::<u64>, false, false);
     for header in request.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("host") {
             if host.is_some() {
-                return None;
+                return bad("more than one Host header");
             }
-            host = Some(std::str::from_utf8(header.value).ok()?);
+            host = Some(std::str::from_utf8(header.value).ok());
         } else if name.eq_ignore_ascii_case("content-length") {
-            let len = parse_length(header.value)?;
-            if body_len.is_some_and(|seen| seen != len) {
-                return None;
+            if body_len.is_some() {
+                return bad("more than one Content-Length header");
             }
+            let Some(len) = parse_length(header.value) else { return bad("the Content-Length is not a valid length") };
             body_len = Some(len);
         } else if name.eq_ignore_ascii_case("connection") {
             for token in header.value.split(|b| *b == b',') {
@@ -96,7 +103,7 @@ pub(super) fn inspect<'b>(request: &httparse::Request<'_, 'b>) -> Option<Inspect
                     close = true;
                 } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.is_empty() {
                     // `upgrade`, or headers to strip by name: hyper's path handles both.
-                    return None;
+                    handoff = true;
                 }
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding")
@@ -104,19 +111,31 @@ pub(super) fn inspect<'b>(request: &httparse::Request<'_, 'b>) -> Option<Inspect
             || name.eq_ignore_ascii_case("expect")
             || (name.eq_ignore_ascii_case("x-request-id") && header.value.len() > MAX_REQUEST_ID)
         {
-            return None;
+            handoff = true;
         }
     }
-    Some(Inspected { host: host?, path, body_len: body_len.unwrap_or(0), is_head: method == "HEAD", close })
+    let Some(host) = host else { return bad("an HTTP/1.1 request needs a Host header") };
+    // A Host that is not UTF-8 cannot be routed here; hyper's path decides what it is.
+    let Some(host) = host.filter(|_| !handoff) else { return Ok(None) };
+    Ok(Some(Inspected { host, path, body_len: body_len.unwrap_or(0), is_head: method == "HEAD", close }))
 }
 
-/// A `Content-Length` value: digits only.
+/// Bytes of an origin-form target the fast path passes on as they are (RFC 3986's `pchar`, `/`, `?` and
+/// `%`). Anything else (`#`, which hyper reads as the start of a fragment and drops; `<`, `"`, `{` and the
+/// like, which hyper refuses) goes to hyper, so both paths read a target the same way.
+fn is_target_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&byte)
+}
+
+/// A `Content-Length` value: digits only, at most `i64::MAX` (no body is larger, and servers that keep
+/// lengths signed would read more as negative).
 pub(super) fn parse_length(value: &[u8]) -> Option<u64> {
     let value = value.trim_ascii();
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(value.iter().fold(0, |len, digit| len * 10 + u64::from(digit - b'0')))
+    let len = value.iter().fold(0u64, |len, digit| len * 10 + u64::from(digit - b'0'));
+    (len <= i64::MAX as u64).then_some(len)
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -162,7 +181,11 @@ pub(super) fn write_upstream(
             continue;
         }
         if name.eq_ignore_ascii_case("x-request-id") {
-            id.get_or_insert(RequestId::of(header.value));
+            if id.is_some() {
+                // One id per request: the one echoed to the client.
+                continue;
+            }
+            id = Some(RequestId::of(header.value));
         }
         put_header(out, name.as_bytes(), header.value);
     }
@@ -207,23 +230,45 @@ mod tests {
     #[test]
     fn serves_plain_requests_and_leaves_the_rest_to_hyper() {
         let plain = b"POST /v1/models/m:predict HTTP/1.1\r\nHost: a.example\r\nContent-Length: 12\r\nConnection: keep-alive\r\n\r\n";
-        let inspected = parsed(plain, |r| inspect(r).map(|i| (i.host.to_string(), i.body_len, i.close, i.is_head)));
+        let inspected =
+            parsed(plain, |r| inspect(r).expect("valid").map(|i| (i.host.to_string(), i.body_len, i.close, i.is_head)));
         assert_eq!(inspected, Some(("a.example".to_string(), 12, false, false)));
         let close = b"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
-        assert_eq!(parsed(close, |r| inspect(r).map(|i| (i.close, i.is_head))), Some((true, true)));
+        assert_eq!(parsed(close, |r| inspect(r).expect("valid").map(|i| (i.close, i.is_head))), Some((true, true)));
         for unsupported in [
             &b"GET / HTTP/1.0\r\nHost: a\r\n\r\n"[..],
-            b"GET / HTTP/1.1\r\n\r\n",
             b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\r\nConnection: x-secret\r\nx-secret: 1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: \xff\r\n\r\n",
         ] {
-            assert!(parsed(unsupported, |r| inspect(r).is_none()), "{}", String::from_utf8_lossy(unsupported));
+            let verdict = parsed(unsupported, |r| inspect(r).map(|i| i.is_none()));
+            assert!(matches!(verdict, Ok(true)), "{}", String::from_utf8_lossy(unsupported));
         }
+    }
+
+    #[test]
+    fn refuses_requests_that_are_plainly_wrong() {
+        for (raw, status) in [
+            (&b"GET / HTTP/1.1\r\n\r\n"[..], 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n", 400),
+            (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 501),
+            // Refused even when it would otherwise go to hyper: both paths give the same answer.
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        ] {
+            let refused = parsed(raw, |r| inspect(r).map(|i| i.map(|i| i.body_len)));
+            let error = refused.expect_err(&String::from_utf8_lossy(raw));
+            assert_eq!(error.status().as_u16(), status, "{}", String::from_utf8_lossy(raw));
+        }
+        assert_eq!(parse_length(b"9223372036854775807"), Some(i64::MAX as u64));
     }
 
     #[test]
@@ -232,7 +277,7 @@ mod tests {
         let peer = Peer::new(([192, 0, 2, 7], 5555).into());
         let (written, id) = parsed(raw, |r| {
             let mut out = Vec::new();
-            let id = write_upstream(r, &inspect(r).expect("served"), &peer, &mut out);
+            let id = write_upstream(r, &inspect(r).expect("valid").expect("served"), &peer, &mut out);
             (String::from_utf8(out).expect("ascii"), id)
         });
         let id = String::from_utf8(id.as_bytes().to_vec()).expect("hex");
@@ -252,11 +297,39 @@ mod tests {
         let peer = Peer::new(([127, 0, 0, 1], 1).into());
         let (written, id) = parsed(raw, |r| {
             let mut out = Vec::new();
-            let id = write_upstream(r, &inspect(r).expect("served"), &peer, &mut out);
+            let id = write_upstream(r, &inspect(r).expect("valid").expect("served"), &peer, &mut out);
             (String::from_utf8(out).expect("ascii"), id)
         });
         assert_eq!(id.as_bytes(), b"abc");
         assert_eq!(written.matches("x-request-id").count() + written.matches("X-Request-Id").count(), 1);
+    }
+
+    #[test]
+    fn leaves_targets_hyper_refuses_or_reads_differently_to_hyper() {
+        for raw in [
+            &b"GET /< HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET /a{b} HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /a\"b HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            let served = parsed(raw, |r| inspect(r).map(|i| i.is_some()));
+            assert!(!matches!(served, Ok(true)), "{}", String::from_utf8_lossy(raw));
+        }
+        let plain = b"GET /v1/models/m:predict?a=1&b=%20 HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(matches!(parsed(plain, |r| inspect(r).map(|i| i.is_some())), Ok(true)));
+    }
+
+    #[test]
+    fn passes_on_one_request_id_when_the_client_sent_two() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: abc\r\nx-request-id: def\r\n\r\n";
+        let peer = Peer::new(([127, 0, 0, 1], 1).into());
+        let (written, id) = parsed(raw, |r| {
+            let mut out = Vec::new();
+            let id = write_upstream(r, &inspect(r).expect("valid").expect("served"), &peer, &mut out);
+            (String::from_utf8(out).expect("ascii"), id)
+        });
+        assert_eq!(id.as_bytes(), b"abc");
+        assert_eq!(written.to_ascii_lowercase().matches("x-request-id").count(), 1, "{written}");
     }
 
     #[test]

@@ -3,11 +3,11 @@
 
 use super::exchange::Served;
 use super::head::put_header;
-use super::{Conn, RequestHead};
+use super::{Conn, Deadline, RequestHead, within};
 use crate::gateway::FALLBACK_HEADER;
 use http::StatusCode;
 use std::io::{self, IoSlice};
-use swell_activator::ProxyError;
+use swell_activator::{ProxyError, RETRY_AFTER_SECONDS};
 use swell_router::StaticReply;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -47,12 +47,12 @@ pub(super) async fn write_error(conn: &mut Conn, request: &RequestHead, error: P
     tracing::debug!(revision = ?error.revision(), %error, "request failed");
     let status = error.status();
     let body = error.body();
-    let keep = !request.close && consume_body(conn, request);
+    let keep = !request.close && !error.closes_connection() && consume_body(conn, request);
     conn.out.clear();
     start_local(&mut conn.out, status, body.len(), keep);
     put_header(&mut conn.out, b"content-type", b"application/json");
     if error.retry_later() {
-        put_header(&mut conn.out, b"retry-after", b"1");
+        put_header(&mut conn.out, b"retry-after", RETRY_AFTER_SECONDS.as_bytes());
     }
     conn.out.extend_from_slice(b"\r\n");
     finish_local(conn, status, body.as_bytes(), keep).await
@@ -84,6 +84,7 @@ fn start_local(out: &mut Vec<u8>, status: StatusCode, body_len: usize, keep: boo
 }
 
 async fn finish_local(conn: &mut Conn, status: StatusCode, body: &[u8], keep: bool) -> Served {
-    let written = write_all2(&mut conn.stream, &conn.out, body).await;
+    let send = Deadline::Pause(conn.limits.send_timeout);
+    let written = within(&mut conn.timer, send, write_all2(&mut conn.stream, &conn.out, body)).await;
     Served { status, head_at: Instant::now(), keep: keep && written.is_ok() }
 }

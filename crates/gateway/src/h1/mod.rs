@@ -9,9 +9,18 @@
 //! [`Rewind`]), and hyper serves the rest of that connection exactly as it would have from the start. So
 //! both paths share the routes, throttlers, deadlines, fallbacks, error bodies and metrics, and the fast
 //! path only has to be right about what it accepts.
+//!
+//! Every wait on a client is bounded by one timer per connection, never one per request: a new connection's
+//! first head, and any head once its first byte came, must be whole within `header_read_timeout`; a
+//! connection between requests closes after `idle_timeout`; a pause in a request body answers 408 after
+//! `body_read_timeout`; a client that takes no response bytes for `send_timeout` loses its connection and
+//! the request's slot. The timer is only reset when a wait begins (moving a timer's deadline later costs
+//! an atomic update, not a trip through the timer wheel), so a request that never waits touches it once.
 
 mod chunked;
 mod exchange;
+#[cfg(test)]
+mod fuzz;
 mod head;
 mod local;
 mod pool;
@@ -24,15 +33,18 @@ use crate::gateway::{Gateway, Routed};
 use crate::server::{Peer, ServerLimits};
 use head::{MAX_HEADERS, ParsedHeaders, RequestId};
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Poll, ready};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use swell_activator::ProxyError;
 use swell_router::RequestView;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 /// Size of the per-thread buffer client reads land in before they are copied to their connection.
 const SCRATCH_BYTES: usize = 16 * 1024;
@@ -58,24 +70,64 @@ pub(super) struct Conn {
     out: Vec<u8>,
     /// Bytes from the replica.
     ubuf: Vec<u8>,
+    /// The connection's one timer: the deadline of whatever it waits on from the client.
+    timer: Pin<Box<Sleep>>,
+    limits: ServerLimits,
+}
+
+/// How long a wait on the client may last.
+#[derive(Clone, Copy)]
+pub(super) enum Deadline {
+    /// Until the deadline the timer already holds (a request head's).
+    Set,
+    /// This long from when the wait begins (the operation does not complete at once).
+    Pause(Duration),
+}
+
+/// Run `io` unless `timer` fires first (`TimedOut`). A `Pause` sets the timer only if `io` has to wait.
+pub(super) async fn within<T>(
+    timer: &mut Pin<Box<Sleep>>,
+    deadline: Deadline,
+    io: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    let mut io = std::pin::pin!(io);
+    let mut armed = false;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(done) = io.as_mut().poll(cx) {
+            return Poll::Ready(done);
+        }
+        if let (Deadline::Pause(limit), false) = (deadline, armed) {
+            timer.as_mut().reset(Instant::now() + limit);
+            armed = true;
+        }
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client took too long")))
+    })
+    .await
+}
+
+/// Read what the client sent next onto `buf`; 0 at the end of the stream.
+pub(super) async fn read_into(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    std::future::poll_fn(|cx| poll_read_into(stream, buf, cx)).await
+}
+
+fn poll_read_into(stream: &mut TcpStream, buf: &mut Vec<u8>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    // `poll_read` rather than `readable` + `try_read`: tokio's `poll_read` notes a short read as the
+    // socket being drained, which saves the extra `recv` that would only return EAGAIN.
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let mut read = ReadBuf::new(&mut scratch);
+        ready!(Pin::new(&mut *stream).poll_read(cx, &mut read))?;
+        buf.extend_from_slice(read.filled());
+        Poll::Ready(Ok(read.filled().len()))
+    })
 }
 
 impl Conn {
-    /// Read what the client sent next onto `buf`; 0 at the end of the stream.
-    async fn read(&mut self) -> io::Result<usize> {
-        // `poll_read` rather than `readable` + `try_read`: tokio's `poll_read` notes a short read as the
-        // socket being drained, which saves the extra `recv` that would only return EAGAIN.
-        let Conn { stream, buf, .. } = self;
-        std::future::poll_fn(|cx| {
-            SCRATCH.with(|scratch| {
-                let mut scratch = scratch.borrow_mut();
-                let mut read = ReadBuf::new(&mut scratch);
-                ready!(Pin::new(&mut *stream).poll_read(cx, &mut read))?;
-                buf.extend_from_slice(read.filled());
-                Poll::Ready(Ok(read.filled().len()))
-            })
-        })
-        .await
+    /// Read what the client sent next, within `deadline`.
+    async fn read(&mut self, deadline: Deadline) -> io::Result<usize> {
+        let Conn { stream, buf, timer, .. } = self;
+        within(timer, deadline, read_into(stream, buf)).await
     }
 }
 
@@ -93,6 +145,8 @@ enum Prepared {
     NeedMore,
     Handoff,
     Unrouted(RequestHead),
+    /// Refused before routing; the connection closes after the answer.
+    Refused(RequestHead, ProxyError),
     Ready(RequestHead, Routed),
 }
 
@@ -105,7 +159,11 @@ pub(crate) async fn serve(
     limits: ServerLimits,
     mut stopping: watch::Receiver<bool>,
 ) -> Option<Handoff> {
-    let mut conn = Conn { stream, buf: Vec::new(), out: Vec::new(), ubuf: Vec::new() };
+    // A new connection's first head is due within the header timeout from its accept.
+    let timer = Box::pin(tokio::time::sleep(limits.header_read_timeout));
+    let mut conn = Conn { stream, buf: Vec::new(), out: Vec::new(), ubuf: Vec::new(), timer, limits };
+    // The timer holds the current head's deadline (else the connection is between requests).
+    let mut head_due = true;
     loop {
         match prepare(&conn.buf, &mut conn.out, &gateway, &peer) {
             Prepared::NeedMore => {
@@ -118,12 +176,18 @@ pub(crate) async fn serve(
                     if *stopping.borrow() {
                         return None;
                     }
+                    let deadline = if head_due { Deadline::Set } else { Deadline::Pause(limits.idle_timeout) };
                     tokio::select! {
-                        read = conn.read() => read,
+                        read = conn.read(deadline) => read,
                         _ = stopping.changed() => return None,
                     }
                 } else {
-                    conn.read().await
+                    if !head_due {
+                        // The first bytes of a head: the rest is due within the header timeout.
+                        conn.timer.as_mut().reset(Instant::now() + limits.header_read_timeout);
+                        head_due = true;
+                    }
+                    conn.read(Deadline::Set).await
                 };
                 match read {
                     Ok(0) | Err(_) => return None,
@@ -134,10 +198,16 @@ pub(crate) async fn serve(
             Prepared::Unrouted(request) => {
                 gateway.metrics.unrouted.inc();
                 conn.buf.drain(..request.head_len);
-                let served = local::write_error(&mut conn, &request, swell_activator::ProxyError::NoRoute).await;
+                let served = local::write_error(&mut conn, &request, ProxyError::NoRoute).await;
                 if !served.keep {
                     return None;
                 }
+                head_due = false;
+            }
+            Prepared::Refused(request, error) => {
+                conn.buf.drain(..request.head_len);
+                local::write_error(&mut conn, &request, error).await;
+                return None;
             }
             Prepared::Ready(request, routed) => {
                 let start = Instant::now();
@@ -149,6 +219,7 @@ pub(crate) async fn serve(
                 if !served.keep || *stopping.borrow() {
                     return None;
                 }
+                head_due = false;
             }
         }
     }
@@ -167,8 +238,14 @@ fn prepare(buf: &[u8], out: &mut Vec<u8>, gateway: &Gateway, peer: &Peer) -> Pre
         Ok(httparse::Status::Partial) => return Prepared::NeedMore,
         Err(_) => return Prepared::Handoff,
     };
-    let Some(inspected) = head::inspect(&parsed) else {
-        return Prepared::Handoff;
+    let inspected = match head::inspect(&parsed) {
+        Ok(Some(inspected)) => inspected,
+        Ok(None) => return Prepared::Handoff,
+        Err(error) => {
+            // What follows the head cannot be trusted to start the next request: answer and close.
+            let request = RequestHead { head_len, body_len: 0, is_head: false, close: true, id: RequestId::default() };
+            return Prepared::Refused(request, error);
+        }
     };
     let request = |id| RequestHead {
         head_len,

@@ -75,6 +75,14 @@ pub(super) fn parse_response(
     for header in response.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("transfer-encoding") {
+            // RFC 9112 §6.1: an HTTP/1.0 message with a Transfer-Encoding has faulty framing; and a value
+            // that is not visible ASCII cannot be read the way the client will read it.
+            if response.version != Some(1) {
+                return Err(invalid("the replica sent a Transfer-Encoding on an HTTP/1.0 response"));
+            }
+            if !header.value.iter().all(|b| b.is_ascii_graphic() || *b == b' ' || *b == b'\t') {
+                return Err(invalid("the replica's Transfer-Encoding is not ASCII"));
+            }
             let chunked = header
                 .value
                 .rsplit(|b| *b == b',')
@@ -182,5 +190,30 @@ impl Body {
             Body::Chunked(scanner) => scanner.is_done(),
             Body::UntilClose => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &[u8]) -> io::Result<Parsed> {
+        let request = RequestHead { head_len: 0, body_len: 0, is_head: false, close: false, id: RequestId::default() };
+        let extras = Extras { id: RequestId::default(), cold: None, fallback: None };
+        parse_response(raw, &request, &extras, &mut Vec::new())
+    }
+
+    #[test]
+    fn refuses_a_transfer_encoding_on_an_http_1_0_response() {
+        assert!(parse(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn refuses_a_transfer_encoding_that_is_not_ascii() {
+        assert!(parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\xff, chunked\r\n\r\n").is_err());
+        assert!(matches!(
+            parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            Ok(Parsed::Head(ResponseHead { framing: Framing::Chunked, .. }))
+        ));
     }
 }

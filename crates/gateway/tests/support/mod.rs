@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw;
+
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -24,6 +26,10 @@ type Handler = Arc<dyn Fn(Request<Incoming>) -> Response<BoxedBody> + Send + Syn
 
 pub fn full(text: &'static str) -> BoxedBody {
     Full::new(Bytes::from_static(text.as_bytes())).boxed()
+}
+
+pub fn full_owned(text: String) -> BoxedBody {
+    Full::new(Bytes::from(text)).boxed()
 }
 
 /// Accept connections on 127.0.0.1:0 forever, handing each to `connection`.

@@ -2,6 +2,12 @@
 //! (`sync`) on every watch event and each second as a backstop; the stats round with control (`report`);
 //! a task that forwards pokes; the admin status page. The data path itself is `swell_gateway`'s,
 //! unchanged from `swell serve`.
+//!
+//! Stopping drains the way a Kubernetes pod should: on the first stop message `/readyz` turns 503 and the
+//! gateway keeps serving for the drain delay, since the endpoints controller, kube-proxy and any load
+//! balancer take a few seconds to stop sending new connections to a terminating pod. Then the revisions'
+//! throttlers close (held requests get 503 with Retry-After, to be retried on another gateway), the listeners
+//! stop accepting, in-flight requests finish within the server's shutdown grace, and `run` returns.
 
 use super::probe::Probes;
 use super::push::ControlClient;
@@ -20,10 +26,11 @@ use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use swell_gateway::{Admin, Gateway, Metrics, ServerLimits};
 use swell_router::RouteTable;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 /// The sync step's backstop period, should a watch event be missed.
@@ -44,12 +51,18 @@ pub struct GatewayOptions {
     pub max_body_bytes: u64,
     /// The queue's bound on request-body bytes; 0 = none.
     pub max_queued_body_bytes: u64,
-    /// Serve plain HTTP/1.1 requests on the gateway's own fast path (else hyper's).
-    pub fast_path: bool,
+    /// The client listener's limits: timeouts, connection budget, fast path or hyper's.
+    pub limits: ServerLimits,
+    /// The admin listener's (its own connection budget).
+    pub admin_limits: ServerLimits,
+    /// After a stop, how long `/readyz` answers 503 while requests are still served.
+    pub drain_delay: Duration,
 }
 
-/// Serves until the process is stopped; returns only on a setup error.
-pub async fn run(client: kube::Client, options: GatewayOptions) -> Result<()> {
+/// Serves until told to stop, then drains (see the module doc) and returns `Ok`; returns early only on a
+/// setup error. The first message on `stop` (or its sender going away) starts the drain; a second one cuts
+/// the drain delay short, as a second Ctrl-C would.
+pub async fn run(client: kube::Client, options: GatewayOptions, mut stop: mpsc::UnboundedReceiver<()>) -> Result<()> {
     let metrics = Metrics::new();
     let gateway = Gateway::new(RouteTable::default(), metrics.clone(), options.max_body_bytes);
     let changed = Arc::new(Notify::new());
@@ -75,9 +88,14 @@ pub async fn run(client: kube::Client, options: GatewayOptions) -> Result<()> {
     let served: Served = Arc::default();
     let status_served = served.clone();
     let admin = Admin::new(metrics.clone(), Arc::new(move || status(&status_served)));
-    let limits = ServerLimits { fast_path: options.fast_path, ..ServerLimits::default() };
-    tasks.spawn(swell_gateway::serve(listener, gateway.clone(), limits, std::future::pending()));
-    tasks.spawn(swell_gateway::serve(admin_listener, admin.clone(), ServerLimits::default(), std::future::pending()));
+    let limits = options.limits;
+    let (stop_serving, serving) = watch::channel(false);
+    let stopped = |mut serving: watch::Receiver<bool>| async move {
+        let _ = serving.wait_for(|stop| *stop).await;
+    };
+    let gateway_task = tokio::spawn(swell_gateway::serve(listener, gateway.clone(), limits, stopped(serving.clone())));
+    let admin_task =
+        tokio::spawn(swell_gateway::serve(admin_listener, admin.clone(), options.admin_limits, stopped(serving)));
 
     let control = ControlClient::new(options.control.clone());
     tasks.spawn(Reporter::new(control.clone(), served.clone(), options.identity.clone()).run());
@@ -88,14 +106,49 @@ pub async fn run(client: kube::Client, options: GatewayOptions) -> Result<()> {
     let mut sync = Synced::new(metrics, options.max_queued, Some(poke_tx), Probes::default())
         .with_queued_body_bytes(options.max_queued_body_bytes);
     let mut ticks = tokio::time::interval(RESYNC);
-    loop {
-        tokio::select! {
-            () = changed.notified() => {}
-            _ = ticks.tick() => {}
+    // Set once draining starts; the sync loop then keeps the gateway's routes current but never reports
+    // ready again. Both futures below run in this one task, so no step can slip in between.
+    let draining = AtomicBool::new(false);
+    let sync_loop = async {
+        loop {
+            tokio::select! {
+                () = changed.notified() => {}
+                _ = ticks.tick() => {}
+            }
+            sync.step(&caches, &gateway, &served);
+            if !draining.load(Ordering::Relaxed) {
+                admin.set_ready(true);
+            }
         }
-        sync.step(&caches, &gateway, &served);
-        admin.set_ready(true);
+    };
+    let drain = async {
+        // A sender gone (nobody can ask any more) stops as a message would.
+        let _ = stop.recv().await;
+        draining.store(true, Ordering::Relaxed);
+        admin.set_ready(false);
+        tracing::info!(delay = ?options.drain_delay, "stopping: /readyz answers 503; serving until endpoints update");
+        tokio::select! {
+            () = tokio::time::sleep(options.drain_delay) => {}
+            Some(()) = stop.recv() => tracing::info!("stopping again: skipping the rest of the drain delay"),
+        }
+    };
+    tokio::select! {
+        _ = sync_loop => {}
+        () = drain => {}
     }
+
+    tracing::info!("draining: answering held requests 503 and finishing in-flight ones");
+    for revision in served.load().values() {
+        revision.handle.throttler.close();
+    }
+    let _ = stop_serving.send(true);
+    // Each resolves once its connections are done or the server's shutdown grace has passed.
+    let _ = gateway_task.await;
+    let _ = admin_task.await;
+    // Watches, reports and pokes end here; dropping the set aborts them.
+    tasks.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// Pokes to control at once; the throttler may poke again after `POKE_HOLD`.

@@ -10,24 +10,29 @@ mod status;
 mod workers;
 
 use anyhow::Context;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use swell_api::LocalConfig;
-use swell_gateway::{Admin, Gateway, Metrics, RevisionHandle, RevisionOptions, RevisionSet, ServerLimits};
-use swell_local::LocalPlatform;
+use swell_gateway::{Admin, Gateway, Metrics, RevisionHandle, RevisionOptions, RevisionSet};
+use swell_local::{LocalPlatform, PlatformOptions};
 use swell_router::RouteTable;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 use crate::EXIT_BAD_CONFIG;
 
-/// Load a config file and check everything `serve` would refuse, routes compiled included.
+/// Load a config file and check everything `serve` would refuse, routes compiled included, and that every
+/// replica program exists and is executable (a missing one would otherwise fail only at the first start).
+/// Listener clashes are in `LocalConfig::validate`; a port taken by another process is found only by binding.
 pub(crate) fn load_checked(config_path: &Path) -> Result<LocalConfig, String> {
     let config = LocalConfig::load(config_path).map_err(|error| error.to_string())?;
     RouteTable::build(&config.routes, |name| config.revision(name).map(|_| ())).map_err(|error| error.to_string())?;
+    config.check_programs().map_err(|error| error.to_string())?;
     Ok(config)
 }
 
@@ -66,23 +71,10 @@ pub(crate) struct Revision {
     pub handle: Arc<RevisionHandle>,
 }
 
-/// Every held request is an open socket: raise the soft open-files limit to the hard one, as servers do,
-/// so a burst of waiting clients is not cut off at the common default of 1024.
-fn raise_open_files_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => {
-            if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                tracing::warn!(%error, soft, hard, "cannot raise the open-files limit");
-            }
-        }
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "cannot read the open-files limit"),
-    }
-}
-
 async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) -> anyhow::Result<ExitCode> {
-    raise_open_files_limit();
+    // First of all, so a SIGTERM sent as soon as "swell serve is up" appears is a graceful stop.
+    let mut signals = ShutdownSignals::install().context("installing the SIGTERM and SIGINT handlers")?;
+    let open_files = crate::limits::raise_open_files_limit();
     let metrics = Metrics::new();
     let (poke_tx, poke_rx) = mpsc::unbounded_channel::<usize>();
     let mut revisions = Vec::with_capacity(config.revisions.len());
@@ -121,7 +113,17 @@ async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) ->
     };
     let gateway = Gateway::new(routes, metrics.clone(), config.gateway.max_body_bytes);
 
-    let platform = LocalPlatform::new(Arc::new(observer::ThrottlerObserver(set)));
+    // Both addresses are bound before any replica or listener starts, so either one in use fails start-up
+    // with nothing started (exit 64, like any other unusable setting).
+    let gateway_listener = match workers::bind(config.gateway.listen) {
+        Ok(listener) => listener,
+        Err(error) => return Ok(bind_failed("gateway.listen", config.gateway.listen, &error)),
+    };
+    let admin_listener = match TcpListener::bind(config.admin.listen).await {
+        Ok(listener) => listener,
+        Err(error) => return Ok(bind_failed("admin.listen", config.admin.listen, &error)),
+    };
+    let platform = LocalPlatform::with_options(Arc::new(observer::ThrottlerObserver(set)), platform_options());
     install_panic_hook(platform.clone());
     for revision in revisions.iter().filter(|r| r.spec.is_managed()) {
         platform.upsert_revision(&revision.name, &revision.spec);
@@ -137,13 +139,11 @@ async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) ->
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let limits =
-        ServerLimits { max_header_bytes: config.gateway.max_header_bytes, fast_path: config.gateway.fast_path };
-    let (gateway_addr, gateway_workers) =
-        workers::start(config.gateway.listen, gateway_threads, gateway, limits, || Box::pin(stopped(stop_rx.clone())))?;
-    let admin_listener = TcpListener::bind(config.admin.listen)
-        .await
-        .with_context(|| format!("admin.listen {}: cannot bind", config.admin.listen))?;
+    let limits = crate::limits::gateway(&config.gateway, &config.admin, open_files, gateway_threads);
+    let gateway_addr = gateway_listener.local_addr()?;
+    let gateway_workers =
+        workers::start(gateway_listener, gateway_threads, gateway, limits, || Box::pin(stopped(stop_rx.clone())))
+            .context("starting the gateway workers")?;
     tracing::info!(
         gateway = %gateway_addr,
         admin = %admin_listener.local_addr()?,
@@ -155,7 +155,7 @@ async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) ->
     let admin_task = tokio::spawn(swell_gateway::serve(
         admin_listener,
         admin.clone(),
-        ServerLimits::default(),
+        crate::limits::admin(&config.gateway, &config.admin),
         stopped(stop_rx.clone()),
     ));
     let scaler_task = tokio::spawn(scaler.run(poke_rx, stopped(stop_rx.clone())));
@@ -168,7 +168,7 @@ async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) ->
     ));
     admin.set_ready(true);
 
-    shutdown_signal().await;
+    signals.recv().await;
     tracing::info!("shutting down: draining connections and stopping replicas");
     admin.set_ready(false);
     for revision in revisions.iter() {
@@ -190,6 +190,18 @@ async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) ->
     Ok(ExitCode::SUCCESS)
 }
 
+/// Replicas start through this binary's `exec-replica`, so they die with it even when it is SIGKILLed.
+fn platform_options() -> PlatformOptions {
+    let launcher = match std::env::current_exe() {
+        Ok(path) => Some(path),
+        Err(error) => {
+            tracing::warn!(%error, "cannot find the swell binary; replicas will outlive a SIGKILLed swell");
+            None
+        }
+    };
+    PlatformOptions { launcher, ..PlatformOptions::default() }
+}
+
 /// A panic anywhere must not leave model servers running: kill the children, then report as usual.
 fn install_panic_hook(platform: LocalPlatform) {
     let previous = std::panic::take_hook();
@@ -199,19 +211,62 @@ fn install_panic_hook(platform: LocalPlatform) {
     }));
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(terminate) => terminate,
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops swell");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// Exit status and message for a listener address that cannot be bound: the key, the address and why.
+fn bind_failed(key: &str, addr: SocketAddr, error: &std::io::Error) -> ExitCode {
+    eprintln!("error: {}", bind_error_message(key, addr, error));
+    match error.kind() {
+        // The address is the problem: another process holds it, it is not this host's, or it needs privileges.
+        ErrorKind::AddrInUse | ErrorKind::AddrNotAvailable | ErrorKind::PermissionDenied => {
+            ExitCode::from(EXIT_BAD_CONFIG)
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+        _ => ExitCode::FAILURE,
+    }
+}
+
+fn bind_error_message(key: &str, addr: SocketAddr, error: &std::io::Error) -> String {
+    match error.kind() {
+        ErrorKind::AddrInUse => format!("{key} {addr}: address in use (another process is listening on it)"),
+        ErrorKind::AddrNotAvailable => format!("{key} {addr}: address not available on this host ({error})"),
+        _ => format!("{key} {addr}: cannot listen: {error}"),
+    }
+}
+
+/// SIGTERM and SIGINT, registered with the runtime when created. Create it before announcing readiness:
+/// `tokio::signal::ctrl_c()`, or a `signal()` call inside a future, registers only when first polled, and a
+/// signal that arrives before that kills the process with the default disposition instead of stopping it.
+pub(crate) struct ShutdownSignals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl ShutdownSignals {
+    /// Must be called inside a Tokio runtime.
+    pub(crate) fn install() -> std::io::Result<Self> {
+        Ok(Self { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
+    }
+
+    /// Resolves on the next SIGTERM or SIGINT (Ctrl-C).
+    pub(crate) async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bind_error_names_the_key_and_the_address() {
+        let addr: SocketAddr = "127.0.0.1:8080".parse().expect("an address");
+        let in_use = std::io::Error::from(ErrorKind::AddrInUse);
+        assert_eq!(
+            bind_error_message("gateway.listen", addr, &in_use),
+            "gateway.listen 127.0.0.1:8080: address in use (another process is listening on it)"
+        );
+        let denied = std::io::Error::from(ErrorKind::PermissionDenied);
+        assert!(bind_error_message("admin.listen", addr, &denied).starts_with("admin.listen 127.0.0.1:8080: "));
     }
 }

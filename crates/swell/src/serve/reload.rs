@@ -3,6 +3,22 @@
 //! atomically. A bad edit keeps the last good settings, logs why and counts
 //! `swell_config_reload_errors_total`. Revisions and routes are read at start-up only: changing them
 //! needs a restart, and the log says so.
+//!
+//! A file can be read while it is being rewritten (an editor or `>` truncates, then writes), and what is
+//! there may still parse: an empty document would read as "every key at its default" and silently reset
+//! the autoscaler to Knative's defaults. So a reload is refused (and counted) when:
+//! - the file is empty, only whitespace or comments, or does not parse (a cut inside a flow mapping or a
+//!   quoted string, a value cut to something invalid such as `stable-window: 6`);
+//! - a section the running config has is now missing or null: `autoscaler:` keys (write `autoscaler: {}`
+//!   to reset to the defaults on purpose), `revisions`, or `routes`. With the usual order (autoscaler before
+//!   revisions and routes) any cut inside or before the autoscaler section lands here.
+//!
+//! What cannot be told from a deliberate edit, and is applied: a cut that leaves whole keys behind and
+//! every running section present, e.g. an `autoscaler:` section written last and cut between two keys, or
+//! a value cut to another valid one (`max-scale: 10` cut to `max-scale: 1`). A cut after the autoscaler
+//! section only changes revisions or routes, which a reload does not apply. Writers that replace the file
+//! atomically (write a temporary file, then rename it) avoid all of this. After a refused read the file's
+//! next change is read again, so a writer that finishes is picked up.
 
 use arc_swap::ArcSwap;
 use std::future::Future;
@@ -34,7 +50,7 @@ pub(crate) async fn watch(
             continue;
         }
         seen = now;
-        let next = match LocalConfig::load(&path) {
+        let next = match LocalConfig::load_for_reload(&path, &current) {
             Ok(next) => next,
             Err(error) => {
                 metrics.config_reload_errors.inc();

@@ -1,35 +1,55 @@
-//! The gateway's worker threads. Each runs its own single-threaded runtime with its own listening socket on
-//! the shared address (SO_REUSEPORT: the kernel spreads connections across them) and its own upstream
-//! connection pool, the way nginx runs worker processes. A request then lives on one thread from accept to
-//! response: no work stealing and no cross-thread wake-ups on the hot path. Throttlers, routes and metrics
-//! are shared.
+//! The gateway's worker threads. Each runs its own single-threaded runtime and its own upstream connection
+//! pool, the way nginx runs worker processes: a request lives on one thread from accept to response, with no
+//! work stealing and no cross-thread wake-ups on the hot path. Throttlers, routes and metrics are shared.
+//!
+//! The listening socket is bound once, without SO_REUSEPORT, and every worker gets a duplicate of that one
+//! socket's descriptor, registered with its own reactor. Earlier each worker bound its own SO_REUSEPORT
+//! socket, but then a second `swell serve` on the same address joined the first and the kernel silently
+//! split the clients between the two. A socket without SO_REUSEPORT lets no other socket bind the address,
+//! so a second process fails start-up with "address in use". The trade-off: the workers now share one accept
+//! queue, and every new connection wakes each idle worker's reactor, one of which wins the `accept` (the
+//! others see `WouldBlock`). The kernel no longer hashes connections evenly across workers; a busy worker
+//! simply reaches `accept` later, so the idle ones take more, which suits a proxy whose work per connection
+//! varies. The extra wake-ups cost little next to a proxied request.
 
-use anyhow::Context;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use swell_gateway::{Gateway, ServerLimits};
 use tokio::net::{TcpListener, TcpSocket};
 
-/// Accept-queue length per worker socket.
+/// Accept-queue length of the listening socket.
 const BACKLOG: u32 = 4096;
 
-/// Bind `threads` sockets to `addr` (port 0 resolves once, for all) and start one worker on each. Binding
-/// happens here, so an address in use fails start-up instead of a thread.
+/// A non-blocking listening socket on `addr`, without SO_REUSEPORT so no other socket can join it, as a std
+/// listener the workers' runtimes can adopt. Called on the control-plane runtime: the socket registers with
+/// its reactor when it starts listening, and converting it back to std detaches it again.
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // SO_REUSEADDR only allows binding over connections lingering in TIME_WAIT after a restart; on Linux it
+    // never lets two sockets listen on one address.
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(BACKLOG)?;
+    listener.into_std()
+}
+
+/// Start `threads` workers, each serving a duplicate of `listener` until its `stop` future resolves.
 pub(crate) fn start(
-    addr: SocketAddr,
+    listener: std::net::TcpListener,
     threads: usize,
     gateway: Arc<Gateway>,
     limits: ServerLimits,
     stop: impl Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-) -> anyhow::Result<(SocketAddr, Vec<JoinHandle<()>>)> {
-    let first = bind(addr).with_context(|| format!("gateway.listen {addr}: cannot bind"))?;
-    let bound = first.local_addr()?;
-    let mut sockets = vec![first];
+) -> io::Result<Vec<JoinHandle<()>>> {
+    let mut sockets = Vec::with_capacity(threads.max(1));
     for _ in 1..threads.max(1) {
-        sockets.push(bind(bound).with_context(|| format!("gateway.listen {bound}: cannot bind another worker"))?);
+        sockets.push(listener.try_clone()?);
     }
+    sockets.push(listener);
     let mut workers = Vec::with_capacity(sockets.len());
     for (index, socket) in sockets.into_iter().enumerate() {
         let (gateway, stopped) = (gateway.clone(), stop());
@@ -50,18 +70,22 @@ pub(crate) fn start(
         })?;
         workers.push(worker);
     }
-    Ok((bound, workers))
+    Ok(workers)
 }
 
-/// A non-blocking listening socket with SO_REUSEPORT, as a std listener a worker's runtime can adopt.
-/// Called on the control-plane runtime: the socket registers with its reactor when it starts listening,
-/// and converting it back to std detaches it again.
-fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
-    socket.set_nodelay(true)?;
-    socket.bind(addr)?;
-    let listener = socket.listen(BACKLOG)?;
-    Ok(listener.into_std()?)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_socket_cannot_join_the_address() {
+        let first = bind("127.0.0.1:0".parse().expect("an address")).expect("bind a free port");
+        let addr = first.local_addr().expect("bound");
+        let error = bind(addr).expect_err("a second listener on the same address");
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+        // Not even a socket that asks for SO_REUSEPORT, as the workers of an older swell did.
+        let socket = TcpSocket::new_v4().expect("a socket");
+        socket.set_reuseport(true).expect("SO_REUSEPORT");
+        assert_eq!(socket.bind(addr).expect_err("joined").kind(), io::ErrorKind::AddrInUse);
+    }
 }
