@@ -30,14 +30,14 @@ fn throttler(container_concurrency: u32, replicas: u16) -> Arc<Throttler> {
 }
 
 fn admit_release(throttler: &Arc<Throttler>) {
-    match throttler.admit(Instant::now(), BODY_BYTES) {
+    match throttler.admit(tokio::time::Instant::now(), BODY_BYTES) {
         Ok(Admission::Granted(lease)) => drop(black_box(lease)),
         other => panic!("expected a free slot: {other:?}"),
     }
 }
 
 fn queue(throttler: &Arc<Throttler>) -> Waiting {
-    match throttler.admit(Instant::now(), BODY_BYTES) {
+    match throttler.admit(tokio::time::Instant::now(), BODY_BYTES) {
         Ok(Admission::Queued(waiting)) => waiting,
         other => panic!("expected to queue on a full revision: {other:?}"),
     }
@@ -109,7 +109,7 @@ fn full_revision(c: &mut Criterion) {
     // `depth` requests stand queued behind, so the queue is never empty (as during a real burst).
     for depth in [0, 1000] {
         let t = throttler(1, 1);
-        let mut held = match t.admit(Instant::now(), BODY_BYTES) {
+        let mut held = match t.admit(tokio::time::Instant::now(), BODY_BYTES) {
             Ok(Admission::Granted(lease)) => Some(lease),
             other => panic!("the first request gets the only slot: {other:?}"),
         };
@@ -133,7 +133,7 @@ fn full_revision(c: &mut Criterion) {
     // of the queue at once, weight and all.
     for depth in [0, 1000] {
         let t = throttler(1, 1);
-        let _held = t.admit(Instant::now(), BODY_BYTES);
+        let _held = t.admit(tokio::time::Instant::now(), BODY_BYTES);
         let _standing: Vec<Waiting> = (0..depth).map(|_| queue(&t)).collect();
         group.bench_function(BenchmarkId::new("queue-and-cancel", depth), |b| b.iter(|| drop(black_box(queue(&t)))));
     }

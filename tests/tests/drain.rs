@@ -10,16 +10,17 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use std::future::Future;
+use std::future::{Future, ready};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use swell_api::{LocalConfig, NamedRevision};
 use swell_gateway::{Gateway, Metrics, RevisionHandle, RevisionOptions, RevisionSet};
 use swell_local::{LocalPlatform, PlatformOptions, ReplicaObserver};
 use swell_router::RouteTable;
+use swell_test_support::{PATIENCE, eventually, when};
 use tokio::net::TcpListener;
 
 struct Observer(RevisionSet);
@@ -74,7 +75,7 @@ routes:
     let routes = RouteTable::build(&config.routes, |n| set.get(n).cloned()).expect("routes");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway_addr = listener.local_addr().unwrap();
-    tokio::spawn(swell_gateway::serve(
+    tokio::spawn(swell_gateway::serve_gateway(
         listener,
         Gateway::new(routes, metrics, 0),
         swell_gateway::ServerLimits::default(),
@@ -126,22 +127,39 @@ routes:
 
     for cycle in 0..3 {
         platform.scale(&name, 3);
-        wait_until(Duration::from_secs(20), || handle.throttler.snapshot().ready == 3).await;
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        eventually(PATIENCE, "three ready replicas", || {
+            ready(when(handle.throttler.snapshot().ready == 3, handle.throttler.snapshot()))
+        })
+        .await;
+        // Some steady traffic on the three before they go (counted, not timed).
+        let served_at_ready = tally.ok.load(Ordering::Relaxed);
+        eventually(PATIENCE, "requests served by the ready replicas", || {
+            let served = tally.ok.load(Ordering::Relaxed);
+            ready(when(served >= served_at_ready + 20, served))
+        })
+        .await;
         let served_before = tally.ok.load(Ordering::Relaxed);
         platform.scale(&name, 0);
-        wait_until(Duration::from_secs(20), || {
+        eventually(PATIENCE, "no replicas left", || {
             let counts = platform.counts(&name);
-            counts.ready + counts.starting + counts.draining + counts.unready == 0
+            ready(when(counts.ready + counts.starting + counts.draining + counts.unready == 0, counts))
         })
         .await;
         assert!(support::pids_with(&model).is_empty(), "cycle {cycle}: replicas stopped at zero");
         assert!(tally.ok.load(Ordering::Relaxed) > served_before, "cycle {cycle}: traffic kept flowing while draining");
         // Requests arriving now wait for the next scale-up.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        eventually(PATIENCE, "requests held at zero", || {
+            let snapshot = handle.throttler.snapshot();
+            ready(when(snapshot.queued > 0, snapshot))
+        })
+        .await;
     }
     platform.scale(&name, 1);
-    wait_until(Duration::from_secs(20), || handle.throttler.snapshot().queued == 0).await;
+    eventually(PATIENCE, "the queue to empty", || {
+        let snapshot = handle.throttler.snapshot();
+        ready(when(snapshot.queued == 0, snapshot))
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.await.unwrap();
@@ -154,12 +172,4 @@ routes:
     assert_eq!(failed, 0, "no request fails while the revision cycles 0 -> 3 -> 0");
     assert!(cold >= 3, "requests held at zero were served after each scale-up ({cold})");
     assert!(ok > 100, "steady load was served ({ok})");
-}
-
-async fn wait_until(within: Duration, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + within;
-    while !condition() {
-        assert!(Instant::now() < deadline, "condition not met within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -15,5 +15,5 @@ pub use body::{GatewayBody, LeaseBody, RequestBody, RequestBodyError, is_body_to
 pub use endpoint::Endpoint;
 pub use error::{ProxyError, RETRY_AFTER_SECONDS, error_response};
 pub use meter::ConcurrencySample;
-pub use proxy::{Upstream, X_REQUEST_ID, client_ip_header, fresh_request_id, requested_upgrade, strip_hop_by_hop};
-pub use throttler::{AcquireError, Admission, Lease, Poke, Throttler, ThrottlerSnapshot, Waiting};
+pub use proxy::{Upstream, requested_upgrade};
+pub use throttler::{AcquireError, Admission, Lease, POKE_INTERVAL, Poke, Throttler, ThrottlerSnapshot, Waiting};

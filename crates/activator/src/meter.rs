@@ -2,7 +2,7 @@
 //! second (in flight plus queued, since waiting requests are load too), not a point sample that a burst
 //! between two samples would miss. The meter integrates concurrency over time at every change.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConcurrencySample {

@@ -3,32 +3,20 @@
 //! headers are stripped both ways and the `x-forwarded-*` headers are set, as a reverse proxy should.
 
 use crate::body::RequestBody;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{PathAndQuery, Scheme, Uri};
 use http::{Request, Response, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::future::Future;
-use std::net::SocketAddr;
-use std::time::Duration;
 use swell_api::Protocol;
 
 use crate::endpoint::Endpoint;
-
-/// Idle upstream connections are closed after this; replicas come and go, so don't hold sockets forever.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Idle keep-alive connections kept per replica (nginx's `keepalive` analogue). A burst of thousands of
-/// concurrent requests opens as many connections; keeping them all idle afterwards would hold their buffers
-/// (about 16 KiB each) for the idle timeout.
-const POOL_MAX_IDLE_PER_REPLICA: usize = 256;
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-/// Passed on when present, generated when absent, so one id follows a request through every hop.
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use swell_http::headers::{
+    X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID, fresh_request_id, strip_hop_by_hop,
+};
+use swell_http::upstream::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_REPLICA};
 
 /// The gateway's upstream side: one pooled client per upstream protocol, chosen per revision.
 #[derive(Debug, Clone)]
@@ -107,11 +95,6 @@ impl Upstream {
     }
 }
 
-/// The `x-forwarded-for` value for a peer: its IP.
-pub fn client_ip_header(peer: SocketAddr) -> HeaderValue {
-    HeaderValue::from_str(&peer.ip().to_string()).expect("an IP address is a valid header value")
-}
-
 /// The protocol a request asks to switch to (WebSocket and the like), when it asks: `Connection: upgrade`
 /// plus an `Upgrade` header. Such requests keep both headers on their way upstream.
 pub fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
@@ -160,34 +143,9 @@ fn prepare_request<B>(request: &mut Request<B>, endpoint: &Endpoint, client: &He
     append_forwarded_for(headers, client);
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     if !headers.contains_key(&X_REQUEST_ID) {
-        headers.insert(X_REQUEST_ID.clone(), request_id::next());
+        headers.insert(X_REQUEST_ID.clone(), HeaderValue::from_bytes(&fresh_request_id()).expect("hex digits"));
     }
 }
-
-/// Request ids for requests that arrive without one: 128 random bits, so an id says nothing about other
-/// requests (how many came before it, which tenant's came next) and cannot be guessed, since clients and
-/// logs use ids as correlation keys across tenants. `rand`'s thread-local generator costs tens of
-/// nanoseconds a call, with no lock.
-mod request_id {
-    use http::HeaderValue;
-
-    /// A fresh id as 32 lowercase hex digits.
-    pub fn fresh() -> [u8; 32] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let random: u128 = rand::random();
-        let mut id = [0u8; 32];
-        for (i, slot) in id.iter_mut().enumerate() {
-            *slot = HEX[((random >> ((31 - i) * 4)) & 0xf) as usize];
-        }
-        id
-    }
-
-    pub(super) fn next() -> HeaderValue {
-        HeaderValue::from_bytes(&fresh()).expect("hex digits are a valid header value")
-    }
-}
-
-pub use request_id::fresh as fresh_request_id;
 
 fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
     let value = match headers.get(&X_FORWARDED_FOR) {
@@ -207,53 +165,10 @@ fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
     headers.insert(X_FORWARDED_FOR.clone(), value);
 }
 
-/// Remove headers that describe one connection, not the message (RFC 9110 §7.6.1), including any the
-/// `Connection` header names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none of these; one pass over the names is cheaper than nine hashed removals.
-    if !headers.keys().any(is_hop_by_hop) {
-        return;
-    }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-}
-
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == header::CONNECTION
-        || name == header::PROXY_AUTHENTICATE
-        || name == header::PROXY_AUTHORIZATION
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::TRANSFER_ENCODING
-        || name == header::UPGRADE
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use swell_http::headers::client_ip_header;
 
     #[test]
     fn rewrites_uri_keeps_host_and_sets_forwarding_headers() {
@@ -293,19 +208,6 @@ mod tests {
             })
             .collect();
         assert_eq!(ids.len(), 100);
-    }
-
-    #[test]
-    fn generated_request_ids_are_unpredictable() {
-        // A prefix-and-counter id repeats its first half and changes only the last digits; random ids share
-        // neither half with the one before, and use the whole hex alphabet.
-        let ids: Vec<[u8; 32]> = (0..64).map(|_| fresh_request_id()).collect();
-        for pair in ids.windows(2) {
-            assert_ne!(pair[0][..16], pair[1][..16], "ids share a prefix");
-            assert_ne!(pair[0][16..], pair[1][16..]);
-        }
-        let digits: std::collections::HashSet<u8> = ids.iter().flat_map(|id| id[..8].to_vec()).collect();
-        assert!(digits.len() > 10, "leading digits vary: {digits:?}");
     }
 
     #[test]

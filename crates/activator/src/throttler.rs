@@ -1,6 +1,7 @@
 //! The per-revision throttler: concurrency slots on ready replicas (`containerConcurrency` each, unlimited
 //! when 0) and a bounded FIFO queue of requests waiting for one. A request that finds no ready replica is
-//! held and the autoscaler is poked at once; it goes out the moment a replica turns ready or a slot frees.
+//! held and the autoscaler is poked at once (at most once per [`POKE_INTERVAL`]: see `poke`); it goes out
+//! the moment a replica turns ready or a slot frees.
 //!
 //! All state sits behind one short-held mutex, never held across an `.await`. A freed slot on a still-ready
 //! replica passes straight to the oldest waiter, so waiting requests are served in arrival order and never
@@ -12,15 +13,23 @@
 //! counts from the moment it queues until it leaves the queue, granted, timed out or gone. Only waiting is
 //! bounded: a request that finds a free slot is never refused by either bound.
 
+mod lease;
+mod poke;
+mod queue;
+
+pub use lease::Lease;
+pub use poke::POKE_INTERVAL;
+pub use queue::Waiting;
+
 use crate::balancer::Balancer;
 use crate::endpoint::Endpoint;
 use crate::meter::{ConcurrencySample, Meter};
-use std::collections::VecDeque;
+use poke::PokeLimit;
+use queue::WaitQueue;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// Why no slot was granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -39,9 +48,6 @@ pub struct Throttler {
     /// Most body bytes the queue may hold; 0 means no limit.
     max_queued_bytes: u64,
     poke: Poke,
-    /// Set when a poke is sent, cleared by the autoscaler when it has acted, so a burst of cold requests
-    /// makes one poke, not thousands.
-    poke_pending: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -62,50 +68,11 @@ struct State {
     endpoints: Vec<Arc<Endpoint>>,
     /// Replicas taken out of the ready set with requests still in flight, kept so a drain can wait on them.
     retired: Vec<Arc<Endpoint>>,
-    /// Oldest first; ids increase from front to back, so a waiter that gives up is found by binary search.
-    waiters: VecDeque<Waiter>,
-    /// Sum of the weights in `waiters`: changed only where an entry joins or leaves, so it cannot drift.
-    queued_bytes: u64,
-    next_waiter_id: u64,
+    waiters: WaitQueue,
+    /// A burst of cold requests makes one poke, not thousands.
+    pokes: PokeLimit,
     balancer: Balancer,
     meter: Meter,
-}
-
-/// One place in the wait queue.
-#[derive(Debug)]
-struct Waiter {
-    id: u64,
-    /// The request's body bytes, as counted against `max_queued_bytes`.
-    weight: u64,
-    tx: oneshot::Sender<Lease>,
-}
-
-impl State {
-    fn push_waiter(&mut self, weight: u64, tx: oneshot::Sender<Lease>) -> u64 {
-        let id = self.next_waiter_id;
-        self.next_waiter_id += 1;
-        // Saturating only matters with no byte bound and absurd declared lengths; with a bound the admission
-        // check keeps the sum at or below it.
-        self.queued_bytes = self.queued_bytes.saturating_add(weight);
-        self.waiters.push_back(Waiter { id, weight, tx });
-        id
-    }
-
-    /// The oldest waiter, out of the queue and its weight out of the total.
-    fn pop_waiter(&mut self) -> Option<oneshot::Sender<Lease>> {
-        let waiter = self.waiters.pop_front()?;
-        self.queued_bytes = self.queued_bytes.saturating_sub(waiter.weight);
-        Some(waiter.tx)
-    }
-
-    /// Take out the waiter `id` if it is still queued (it gave up before being granted).
-    fn remove_waiter(&mut self, id: u64) {
-        if let Ok(index) = self.waiters.binary_search_by_key(&id, |w| w.id)
-            && let Some(waiter) = self.waiters.remove(index)
-        {
-            self.queued_bytes = self.queued_bytes.saturating_sub(waiter.weight);
-        }
-    }
 }
 
 /// What the status page and metrics show of a throttler.
@@ -125,15 +92,13 @@ impl Throttler {
             max_queued,
             max_queued_bytes,
             poke,
-            poke_pending: AtomicBool::new(false),
             state: Mutex::new(State {
                 closed: false,
                 container_concurrency,
                 endpoints: Vec::new(),
                 retired: Vec::new(),
-                waiters: VecDeque::new(),
-                queued_bytes: 0,
-                next_waiter_id: 0,
+                waiters: WaitQueue::default(),
+                pokes: PokeLimit::default(),
                 balancer: Balancer::default(),
                 meter: Meter::new(Instant::now()),
             }),
@@ -158,7 +123,7 @@ impl Throttler {
     /// slot at once when one is free (no future, no timer: the common case stays cheap), else a place in
     /// the queue. Errors when the queue is full, by count or by bytes, or the revision closed.
     pub fn admit(self: &Arc<Self>, now: Instant, body_bytes: u64) -> Result<Admission, AcquireError> {
-        let (rx, id, cold) = {
+        let (rx, id, cold, poke) = {
             let mut state = self.lock();
             let state = &mut *state;
             state.meter.arrive(now);
@@ -173,19 +138,21 @@ impl Throttler {
             // Waiters that gave up have already left the queue (their ticket takes them out), so both
             // totals are exact here. A request heavier than the whole byte bound can never wait.
             let over_bytes =
-                self.max_queued_bytes > 0 && state.queued_bytes.saturating_add(body_bytes) > self.max_queued_bytes;
+                self.max_queued_bytes > 0 && state.waiters.bytes().saturating_add(body_bytes) > self.max_queued_bytes;
             if state.waiters.len() >= self.max_queued || over_bytes {
                 state.meter.leave(now);
                 return Err(AcquireError::QueueFull);
             }
             let (tx, rx) = oneshot::channel();
-            let id = state.push_waiter(body_bytes, tx);
-            (rx, id, state.endpoints.is_empty())
+            let id = state.waiters.push(body_bytes, tx);
+            let cold = state.endpoints.is_empty();
+            (rx, id, cold, cold && state.pokes.try_poke(now))
         };
-        if cold && !self.poke_pending.swap(true, Ordering::AcqRel) {
+        // Outside the lock: the callback may do anything, even come back to this throttler.
+        if poke {
             (self.poke)();
         }
-        Ok(Admission::Queued(Waiting { rx, ticket: Some(Ticket { throttler: Some(self.clone()), id }), cold }))
+        Ok(Admission::Queued(Waiting::new(self, id, rx, cold)))
     }
 
     /// Wait for a slot: [`Throttler::admit`], then the queue if needed. Returns the lease and whether the
@@ -205,14 +172,7 @@ impl Throttler {
     pub fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
-        // Dropping the senders wakes each waiter with an error.
         state.waiters.clear();
-        state.queued_bytes = 0;
-    }
-
-    /// The autoscaler has acted on the last poke; the next cold request may poke again.
-    pub fn clear_poke(&self) {
-        self.poke_pending.store(false, Ordering::Release);
     }
 
     /// Replace the ready set. Replicas that stay keep their in-flight counts; new capacity goes to waiters.
@@ -246,7 +206,7 @@ impl Throttler {
         state.retired.extend(removed.into_iter().filter(|e| e.in_flight() > 0));
         state.endpoints = next;
         if !state.endpoints.is_empty() {
-            self.poke_pending.store(false, Ordering::Release);
+            state.pokes.reset();
         }
         self.dispatch(state);
     }
@@ -278,7 +238,7 @@ impl Throttler {
     fn hand_off(state: &mut State, mut lease: Lease) -> Option<Lease> {
         // A waiter whose receiver is gone but whose ticket has not yet run is popped here; its ticket then
         // finds nothing to remove, so the weight leaves the total exactly once either way.
-        while let Some(tx) = state.pop_waiter() {
+        while let Some(tx) = state.waiters.pop() {
             match tx.send(lease) {
                 Ok(()) => return None,
                 Err(back) => lease = back,
@@ -324,7 +284,7 @@ impl Throttler {
         let state = self.lock();
         let in_flight = state.endpoints.iter().chain(state.retired.iter()).map(|e| e.in_flight()).sum();
         let queued = state.meter.current().saturating_sub(in_flight) as usize;
-        ThrottlerSnapshot { ready: state.endpoints.len(), in_flight, queued, queued_bytes: state.queued_bytes }
+        ThrottlerSnapshot { ready: state.endpoints.len(), in_flight, queued, queued_bytes: state.waiters.bytes() }
     }
 
     /// Current ready addresses.
@@ -345,94 +305,6 @@ impl Throttler {
 pub enum Admission {
     Granted(Lease),
     Queued(Waiting),
-}
-
-/// A request's place in the wait queue. Dropping it gives the place up.
-#[derive(Debug)]
-pub struct Waiting {
-    rx: oneshot::Receiver<Lease>,
-    ticket: Option<Ticket>,
-    cold: bool,
-}
-
-impl Waiting {
-    /// Whether no replica was ready when the request arrived (it waits for a cold start).
-    pub fn cold(&self) -> bool {
-        self.cold
-    }
-
-    /// Resolves with a slot, in arrival order.
-    pub async fn granted(mut self) -> Result<Lease, AcquireError> {
-        let mut lease = (&mut self.rx).await.map_err(|_| AcquireError::Closed)?;
-        // The lease now accounts for this request's stay in the system, not the ticket.
-        if let Some(ticket) = self.ticket.take() {
-            ticket.disarm();
-        }
-        lease.counted = true;
-        Ok(lease)
-    }
-}
-
-/// Takes a request that stopped waiting without a lease (timed out, hung up, cancelled) out of the queue,
-/// with its weight, and out of the system for the meter.
-#[derive(Debug)]
-struct Ticket {
-    throttler: Option<Arc<Throttler>>,
-    /// The request's place in the queue, if it is still there.
-    id: u64,
-}
-
-impl Ticket {
-    /// The request got a lease, which now accounts for it; dropping the ticket must not.
-    fn disarm(mut self) {
-        self.throttler = None;
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        if let Some(throttler) = self.throttler.take() {
-            let mut state = throttler.lock();
-            // Taken out now rather than when the queue next fills, so the byte total and the status page
-            // never count requests that are gone. Timeouts hit the oldest waiters, near the front, so the
-            // removal shifts few entries.
-            state.remove_waiter(self.id);
-            state.meter.leave(Instant::now());
-        }
-    }
-}
-
-/// A concurrency slot on one replica, held until dropped (the gateway drops it when the response body ends).
-#[derive(Debug)]
-pub struct Lease {
-    slot: Option<(Arc<Throttler>, Arc<Endpoint>)>,
-    /// Whether dropping this lease also ends the request's stay in the meter.
-    counted: bool,
-}
-
-impl Lease {
-    fn new(throttler: &Arc<Throttler>, endpoint: Arc<Endpoint>, counted: bool) -> Self {
-        Lease { slot: Some((throttler.clone(), endpoint)), counted }
-    }
-
-    pub fn endpoint(&self) -> &Endpoint {
-        // Only `disarm` and `drop` take the slot, and both consume the lease.
-        &self.slot.as_ref().expect("a live lease holds its slot").1
-    }
-
-    /// Take the slot out so dropping the lease does nothing (used while the throttler lock is held).
-    fn disarm(mut self) -> Arc<Endpoint> {
-        let (_, endpoint) = self.slot.take().expect("a live lease holds its slot");
-        endpoint
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some((throttler, endpoint)) = self.slot.take() {
-            throttler.release(endpoint, self.counted);
-        }
-    }
 }
 
 #[cfg(test)]

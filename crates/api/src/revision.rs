@@ -135,7 +135,7 @@ pub struct ScalingSpec {
 }
 
 /// Kubernetes only: how a revision's replicas are spread over regular nodes and a burst pool
-/// (DESIGN.md §7). Pools are named in the `swell-placement` ConfigMap.
+/// (docs/architecture.md, "Kubernetes"). Pools are named in the `swell-placement` ConfigMap.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

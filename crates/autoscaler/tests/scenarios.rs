@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use swell_api::settings::{AutoscalerSettings, RevisionSettings};
-use swell_autoscaler::simulate::{Observation, Tick, simulate};
+use swell_autoscaler::load_replay::{Observation, Tick, replay};
 
 fn load(from: u64, to: u64, concurrency: impl Fn(u64) -> f64) -> Vec<Observation> {
     (from..to).map(|t| Observation { t: t as f64, concurrency: concurrency(t), rps: 0.0, ready: None }).collect()
@@ -20,11 +20,11 @@ fn a_step_from_10_to_350_reaches_5_within_the_panic_window_and_never_drops_in_pa
     let step_at = 100;
     let mut observations = load(0, 300, |t| if t < step_at { 10.0 } else { 350.0 });
     // Two cases: replicas follow the decisions at once, and one replica stays the only ready one.
-    let follow = simulate(&observations, &settings, Duration::ZERO);
+    let follow = replay(&observations, &settings, Duration::ZERO);
     for o in &mut observations {
         o.ready = Some(1);
     }
-    let stuck = simulate(&observations, &settings, Duration::ZERO);
+    let stuck = replay(&observations, &settings, Duration::ZERO);
     for ticks in [&follow, &stuck] {
         // ceil(350/70) = 5, reached before the 6 s panic window has passed.
         let reached = first_tick(ticks, |t| t.desired >= 5).unwrap_or(u64::MAX);
@@ -55,7 +55,7 @@ fn an_idle_revision_reaches_zero_a_stable_window_plus_grace_after_its_last_load(
         let settings = autoscaler.for_scaling(&Default::default(), 0).expect("defaults are valid");
         // Load until second 99; idle from t0 = 100.
         let t0 = 100;
-        let ticks = simulate(&load(0, 400, |t| if t < t0 { 100.0 } else { 0.0 }), &settings, Duration::ZERO);
+        let ticks = replay(&load(0, 400, |t| if t < t0 { 100.0 } else { 0.0 }), &settings, Duration::ZERO);
         let zero = first_tick(&ticks, |t| t.t > t0 && t.desired == 0).unwrap_or(u64::MAX);
         let expected = t0 + 60 + wait;
         assert!(zero.abs_diff(expected) <= 1, "retention {retention}s: zero at {zero}, expected {expected} ± 1");
@@ -71,7 +71,7 @@ fn min_scale_or_disabled_scale_to_zero_keep_replicas() {
     let min2 = RevisionSettings { min_scale: 2, ..RevisionSettings::default() };
     let keep = RevisionSettings { enable_scale_to_zero: false, ..RevisionSettings::default() };
     for (settings, floor) in [(min2, 2), (keep, 1)] {
-        let ticks = simulate(&idle, &settings, Duration::ZERO);
+        let ticks = replay(&idle, &settings, Duration::ZERO);
         assert!(ticks.iter().all(|t| t.desired >= floor));
         assert_eq!(ticks.last().map(|t| t.desired), Some(floor));
     }
@@ -85,7 +85,7 @@ fn a_starting_replica_is_never_removed_for_idleness() {
     let settings = RevisionSettings { initial_scale: 0, ..RevisionSettings::default() };
     let mut observations = load(0, 400, |_| 0.0);
     observations.push(Observation { t: 10.5, concurrency: 1.0, rps: 1.0, ready: None });
-    let ticks = simulate(&observations, &settings, Duration::from_secs(120));
+    let ticks = replay(&observations, &settings, Duration::from_secs(120));
     assert_eq!(ticks[9].desired, 0);
     assert_eq!(ticks[10].desired, 1, "the request at zero is answered at once");
     assert_eq!(first_tick(&ticks, |t| t.ready == 1), Some(130));
@@ -98,7 +98,7 @@ fn simulate_keeps_the_scale_when_there_is_no_data() {
     // decider makes no decision and the count stays where it was.
     let mut observations = load(0, 10, |_| 35.0);
     observations.extend(load(110, 111, |_| 35.0));
-    let ticks = simulate(&observations, &RevisionSettings::default(), Duration::ZERO);
+    let ticks = replay(&observations, &RevisionSettings::default(), Duration::ZERO);
     assert_eq!(ticks.len(), 111);
     assert_eq!(ticks[69].reason.mode, swell_autoscaler::Mode::NoData);
     assert_eq!(ticks[69].desired, ticks[68].desired);

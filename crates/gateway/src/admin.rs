@@ -3,12 +3,12 @@
 //! autoscaler's last decisions, as JSON). It binds to loopback unless configured otherwise.
 
 use crate::metrics::Metrics;
-use crate::server::{Handler, Peer};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use swell_activator::{GatewayBody, error_response};
+use swell_http::{Handler, Peer};
 
 /// Produces the `/v1/status` document; the process that owns the autoscaler knows what goes in it.
 pub type StatusSource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
@@ -55,6 +55,8 @@ fn text(status: StatusCode, body: String, content_type: &'static str) -> Respons
 }
 
 impl Handler for Admin {
+    type Body = GatewayBody;
+
     async fn call(&self, request: Request<Incoming>, _peer: &Peer) -> Response<GatewayBody> {
         self.answer(request.method(), request.uri().path())
     }

@@ -4,10 +4,10 @@
 //! the first replica of a cold revision has its own bound. A request that finds a free slot takes no
 //! queue entry and arms one timer.
 
+use crate::admission::{self, Admitted, Slot};
 use crate::metrics::Metrics;
 use crate::mirror::MirrorCopy;
 use crate::revision::RevisionHandle;
-use crate::server::{Handler, Peer};
 use arc_swap::ArcSwap;
 use http::{HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
@@ -15,10 +15,11 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 use std::sync::Arc;
 use swell_activator::{
-    AcquireError, Admission, GatewayBody, Lease, LeaseBody, ProxyError, RequestBody, RequestBodyError, Throttler,
-    Upstream, Waiting, request_body_error, requested_upgrade,
+    GatewayBody, Lease, LeaseBody, ProxyError, RequestBody, RequestBodyError, Throttler, Upstream, request_body_error,
+    requested_upgrade,
 };
-use swell_router::{Fallback, RequestHeaders, RequestView, Rolls, RouteTable};
+use swell_http::{Handler, Peer};
+use swell_router::{Fallback, RequestHeaders, RequestView, Rolls, RouteTable, StaticReply};
 use tokio::time::Instant;
 
 /// Header on responses that waited for a replica to start: milliseconds waited.
@@ -112,40 +113,24 @@ impl Gateway {
             let body = request.body_mut().tap(limit);
             copy.send(UPSTREAM.with(Upstream::clone), target, body, peer.forwarded_for.clone());
         }
-        self.dispatch(&revision, fallback, request, peer, start).await
+        self.dispatch(revision, fallback, request, peer, start).await
     }
 
-    /// Take a slot on `revision` (waiting if need be) and forward within the request's deadline. A cold
-    /// start that times out goes to the route's fallback when it has one.
+    /// Take a slot (see [`admission`]) and forward within the request's deadline.
     async fn dispatch(
         &self,
-        revision: &RevisionHandle,
+        revision: Arc<RevisionHandle>,
         fallback: Option<Fallback<Arc<RevisionHandle>>>,
         mut request: Request<RequestBody>,
         peer: &Peer,
         start: Instant,
     ) -> Result<Response<GatewayBody>, ProxyError> {
-        let name = || revision.name.to_string();
-        let deadline = start + revision.options.timeout;
         let weight = Throttler::queue_weight(request.body(), self.max_body_bytes);
-        let (lease, cold) = match revision.throttler.admit(start.into_std(), weight) {
-            Ok(Admission::Granted(lease)) => (lease, false),
-            Ok(Admission::Queued(waiting)) => {
-                // Only a wait that began with no replica at all is a cold start; waiting for a busy one is
-                // queueing.
-                let cold = waiting.cold();
-                match self.wait(revision, waiting, start, deadline).await {
-                    Ok(lease) => (lease, cold),
-                    Err(ProxyError::ColdStartTimeout { .. }) if fallback.is_some() => {
-                        return self.fall_back(revision, fallback, request, peer).await;
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
-            Err(AcquireError::QueueFull) => return Err(ProxyError::QueueFull { revision: name() }),
-            Err(AcquireError::Closed) => return Err(ProxyError::Unavailable { revision: name() }),
-        };
-        let waited = start.elapsed();
+        let Slot { lease, revision, cold, deadline, fallback } =
+            match admission::admit(revision, fallback, start, weight).await? {
+                Admitted::Slot(slot) => slot,
+                Admitted::Reply(reply) => return Ok(static_reply(&reply)),
+            };
         // The client side of a protocol switch (WebSocket), taken before the request is sent on.
         let client_upgrade = requested_upgrade(request.headers()).map(|_| hyper::upgrade::on(&mut request));
         let protocol = revision.options.protocol;
@@ -153,8 +138,8 @@ impl Gateway {
         let forwarded = tokio::time::timeout_at(deadline, sent);
         let mut response = match forwarded.await {
             Ok(Ok(response)) => response,
-            Ok(Err(source)) => return Err(self.failed(revision, lease, source)),
-            Err(_) => return Err(ProxyError::Timeout { revision: name() }),
+            Ok(Err(source)) => return Err(self.failed(&revision, lease, source)),
+            Err(_) => return Err(ProxyError::Timeout { revision: revision.name.to_string() }),
         };
         if let Some(client_upgrade) = client_upgrade
             && response.status() == http::StatusCode::SWITCHING_PROTOCOLS
@@ -166,10 +151,13 @@ impl Gateway {
         }
         let (parts, body) = response.into_parts();
         let mut response = Response::from_parts(parts, GatewayBody::Upstream(LeaseBody::new(body, lease)));
-        if cold {
-            revision.metrics.cold_starts.inc();
-            revision.metrics.cold_start_seconds.observe(waited.as_secs_f64());
+        if let Some(waited) = cold {
             response.headers_mut().insert(COLD_START_HEADER, HeaderValue::from(waited.as_millis() as u64));
+        }
+        if let Some(name) = fallback
+            && let Ok(value) = HeaderValue::from_str(&name)
+        {
+            response.headers_mut().insert(FALLBACK_HEADER, value);
         }
         Ok(response)
     }
@@ -197,58 +185,15 @@ impl Gateway {
         }
         ProxyError::Upstream { revision: revision.name.to_string(), source: Box::new(source) }
     }
+}
 
-    /// Serve a request whose revision did not start in time from the route's fallback: a fixed response,
-    /// or another revision (with no further fallback, so fallbacks never chain or loop).
-    async fn fall_back(
-        &self,
-        revision: &RevisionHandle,
-        fallback: Option<Fallback<Arc<RevisionHandle>>>,
-        request: Request<RequestBody>,
-        peer: &Peer,
-    ) -> Result<Response<GatewayBody>, ProxyError> {
-        match fallback {
-            Some(Fallback::Response(reply)) => {
-                let mut response = Response::new(GatewayBody::local(reply.body.clone()));
-                *response.status_mut() = reply.status;
-                *response.headers_mut() = reply.headers.clone();
-                response.headers_mut().insert(FALLBACK_HEADER, HeaderValue::from_static("response"));
-                Ok(response)
-            }
-            Some(Fallback::Revision { target, .. }) => {
-                // Boxed: the recursion is rare (only after a failed cold start) and must not size every call.
-                let mut response = Box::pin(self.dispatch(&target, None, request, peer, Instant::now())).await?;
-                if let Ok(value) = HeaderValue::from_str(&target.name) {
-                    response.headers_mut().insert(FALLBACK_HEADER, value);
-                }
-                Ok(response)
-            }
-            None => Err(ProxyError::ColdStartTimeout { revision: revision.name.to_string() }),
-        }
-    }
-
-    /// The slow path: wait in the revision's queue, bounded by the cold-start timeout and the deadline.
-    pub(crate) async fn wait(
-        &self,
-        revision: &RevisionHandle,
-        waiting: Waiting,
-        start: Instant,
-        deadline: Instant,
-    ) -> Result<Lease, ProxyError> {
-        let name = || revision.name.to_string();
-        let cold = waiting.cold();
-        let limit = if cold { deadline.min(start + revision.options.cold_start_timeout) } else { deadline };
-        match tokio::time::timeout_at(limit, waiting.granted()).await {
-            Ok(Ok(lease)) => Ok(lease),
-            Ok(Err(_)) => Err(ProxyError::Unavailable { revision: name() }),
-            // No replica at all after the wait is a failed cold start; replicas that exist but stayed busy
-            // mean the request ran out of time in the queue.
-            Err(_) if revision.throttler.snapshot().ready == 0 => {
-                Err(ProxyError::ColdStartTimeout { revision: name() })
-            }
-            Err(_) => Err(ProxyError::Timeout { revision: name() }),
-        }
-    }
+/// A route's fixed fallback reply, served after a failed cold start.
+fn static_reply(reply: &StaticReply) -> Response<GatewayBody> {
+    let mut response = Response::new(GatewayBody::local(reply.body.clone()));
+    *response.status_mut() = reply.status;
+    *response.headers_mut() = reply.headers.clone();
+    response.headers_mut().insert(FALLBACK_HEADER, HeaderValue::from_static("response"));
+    response
 }
 
 /// Copy bytes both ways between a client and a replica after a protocol switch. The slot stays taken
@@ -309,9 +254,7 @@ fn declared_length<B>(request: &Request<B>) -> Option<u64> {
 }
 
 impl Handler for Gateway {
-    fn fast_path(self: &Arc<Self>) -> Option<Arc<Gateway>> {
-        Some(self.clone())
-    }
+    type Body = GatewayBody;
 
     async fn call(&self, request: Request<Incoming>, peer: &Peer) -> Response<GatewayBody> {
         let start = Instant::now();

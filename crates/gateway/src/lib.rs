@@ -3,16 +3,31 @@
 //! Also the admin listener (`/metrics`, `/healthz`, `/readyz`, `/v1/status`) and the Prometheus metrics.
 
 mod admin;
-mod client_deadlines;
+mod admission;
 mod gateway;
 mod h1;
 mod metrics;
 mod mirror;
 mod revision;
-mod server;
+pub mod workers;
 
 pub use admin::{Admin, StatusSource};
 pub use gateway::Gateway;
 pub use metrics::{Metrics, RevisionMetrics};
 pub use revision::{RevisionHandle, RevisionOptions, RevisionSet};
-pub use server::{Handler, Peer, ServerLimits, connection_cap, serve};
+pub use swell_http::{Handler, Peer, ServerLimits, connection_cap, serve};
+
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Serve `listener` with `gateway`: each connection on the gateway's own HTTP/1 path first (unless
+/// `limits.fast_path` is off), handed to hyper for what that path does not serve.
+pub async fn serve_gateway(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    swell_http::serve_with(listener, gateway.clone(), Some(gateway), limits, shutdown).await
+}

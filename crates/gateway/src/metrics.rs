@@ -1,11 +1,14 @@
 //! Prometheus metrics, in a registry of our own (no globals), with bounded labels: revision and status
 //! class, never anything per request. Handles are resolved once per revision and cached, so the data path
-//! never looks a label up by string.
+//! never looks a label up by string. The queue-depth and in-flight gauges are read from each revision's
+//! throttler when the metrics are scraped, so keeping them costs the data path nothing.
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use swell_activator::Throttler;
 
 /// Latency buckets in seconds: from sub-millisecond proxying to multi-second cold starts.
 const LATENCY_BUCKETS: &[f64] =
@@ -27,6 +30,15 @@ pub struct Metrics {
     panic: IntGaugeVec,
     pub unrouted: IntCounter,
     pub config_reload_errors: IntCounter,
+    /// Throttlers whose load the gauges show at each scrape; a revision that is gone drops out.
+    sampled: Arc<Mutex<Vec<Sampled>>>,
+}
+
+#[derive(Debug)]
+struct Sampled {
+    throttler: Weak<Throttler>,
+    queued: IntGauge,
+    in_flight: IntGauge,
 }
 
 /// One revision's cached metric handles.
@@ -99,6 +111,7 @@ impl Metrics {
             )
             .expect("static metric definition"),
             registry,
+            sampled: Arc::default(),
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(metrics.requests.clone()),
@@ -135,8 +148,25 @@ impl Metrics {
         }
     }
 
+    /// Show `throttler`'s queue and requests in flight in `revision`'s gauges from now on.
+    pub(crate) fn sample(&self, revision: &RevisionMetrics, throttler: &Arc<Throttler>) {
+        let sampled = Sampled {
+            throttler: Arc::downgrade(throttler),
+            queued: revision.queued.clone(),
+            in_flight: revision.in_flight.clone(),
+        };
+        self.sampled.lock().unwrap_or_else(PoisonError::into_inner).push(sampled);
+    }
+
     /// The Prometheus text exposition of everything.
     pub fn render(&self) -> String {
+        self.sampled.lock().unwrap_or_else(PoisonError::into_inner).retain(|sampled| {
+            let Some(throttler) = sampled.throttler.upgrade() else { return false };
+            let load = throttler.snapshot();
+            sampled.queued.set(load.queued as i64);
+            sampled.in_flight.set(i64::from(load.in_flight));
+            true
+        });
         let mut buffer = Vec::new();
         // Encoding into a Vec cannot fail on I/O; a failure would be a malformed metric, a bug to log.
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
@@ -148,4 +178,44 @@ impl Metrics {
 
 fn gauge(name: &str, help: &str) -> IntGaugeVec {
     IntGaugeVec::new(Opts::new(name, help), &["revision"]).expect("static metric definition")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Metrics, RevisionHandle, RevisionOptions};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use swell_activator::Admission;
+    use tokio::time::Instant;
+
+    fn line<'a>(text: &'a str, metric: &str) -> Option<&'a str> {
+        text.lines().find(|line| line.starts_with(metric))
+    }
+
+    #[tokio::test]
+    async fn queue_depth_and_in_flight_are_read_from_the_throttler_at_each_scrape() {
+        let metrics = Metrics::new();
+        let options = RevisionOptions {
+            container_concurrency: 1,
+            timeout: Duration::from_secs(10),
+            cold_start_timeout: Duration::from_secs(10),
+            max_queued: 10,
+            max_queued_body_bytes: 0,
+            protocol: swell_api::Protocol::Http1,
+        };
+        let handle = RevisionHandle::new("r", options, &metrics, Arc::new(|| {}));
+        handle.throttler.set_endpoints(&[([127, 0, 0, 1], 1).into()]);
+        let Ok(Admission::Granted(lease)) = handle.throttler.admit(Instant::now(), 0) else { panic!("a slot") };
+        let Ok(Admission::Queued(waiting)) = handle.throttler.admit(Instant::now(), 0) else { panic!("queued") };
+        let text = metrics.render();
+        assert_eq!(line(&text, "swell_in_flight_requests{"), Some(r#"swell_in_flight_requests{revision="r"} 1"#));
+        assert_eq!(line(&text, "swell_queue_depth{"), Some(r#"swell_queue_depth{revision="r"} 1"#));
+        drop((lease, waiting));
+        let text = metrics.render();
+        assert_eq!(line(&text, "swell_queue_depth{"), Some(r#"swell_queue_depth{revision="r"} 0"#));
+        // A revision that is gone stops being sampled.
+        drop(handle);
+        metrics.render();
+        assert!(metrics.sampled.lock().expect("lock").is_empty());
+    }
 }

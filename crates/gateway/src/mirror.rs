@@ -3,12 +3,13 @@
 //! is never delayed; the mirror runs in its own task and nothing it does (queueing, timeouts, errors) can
 //! reach the client. Bodies over the route's mirror limit skip the mirror.
 
+use crate::admission::{self, Slot};
 use crate::revision::RevisionHandle;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::BodyExt;
 use std::sync::Arc;
-use swell_activator::{Admission, LeaseBody, RequestBody, Throttler, Upstream};
+use swell_activator::{LeaseBody, RequestBody, Throttler, Upstream};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -42,17 +43,10 @@ impl MirrorCopy {
             *request.uri_mut() = self.uri;
             *request.headers_mut() = self.headers;
             request.headers_mut().insert(MIRRORED.clone(), HeaderValue::from_static("1"));
-            let start = Instant::now();
-            let deadline = start + target.options.timeout;
-            // The copy is in memory already: it weighs its exact length.
+            // The copy is in memory already: it weighs its exact length. It waits like any request.
             let weight = Throttler::queue_weight(request.body(), 0);
-            let lease = match target.throttler.admit(start.into_std(), weight) {
-                Ok(Admission::Granted(lease)) => lease,
-                Ok(Admission::Queued(waiting)) => match tokio::time::timeout_at(deadline, waiting.granted()).await {
-                    Ok(Ok(lease)) => lease,
-                    _ => return,
-                },
-                Err(_) => return,
+            let Ok(Slot { lease, deadline, .. }) = admission::slot(&target, Instant::now(), weight).await else {
+                return;
             };
             let forwarded = tokio::time::timeout_at(
                 deadline,

@@ -5,7 +5,7 @@ use crate::metrics::{Metrics, RevisionMetrics};
 use std::sync::Arc;
 use std::time::Duration;
 use swell_activator::{Poke, Throttler};
-use swell_api::Protocol;
+use swell_api::{Protocol, RevisionSpec};
 
 /// Per-revision settings the data path needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,22 @@ pub struct RevisionOptions {
     pub protocol: Protocol,
 }
 
+impl RevisionOptions {
+    /// A revision spec's settings, with the gateway's queue bounds: the one reading of a spec both
+    /// platforms use.
+    pub fn of(spec: &RevisionSpec, max_queued: usize, max_queued_body_bytes: u64) -> Self {
+        let timeout = Duration::from_secs(spec.timeout_seconds);
+        RevisionOptions {
+            container_concurrency: spec.container_concurrency,
+            timeout,
+            cold_start_timeout: spec.cold_start_timeout_seconds.map_or(timeout, Duration::from_secs),
+            max_queued,
+            max_queued_body_bytes,
+            protocol: spec.protocol,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct RevisionHandle {
     pub name: Arc<str>,
@@ -32,17 +48,11 @@ pub struct RevisionHandle {
 
 impl RevisionHandle {
     pub fn new(name: &str, options: RevisionOptions, metrics: &Metrics, poke: Poke) -> Arc<Self> {
-        Arc::new(RevisionHandle {
-            name: Arc::from(name),
-            throttler: Throttler::new(
-                options.container_concurrency,
-                options.max_queued,
-                options.max_queued_body_bytes,
-                poke,
-            ),
-            options,
-            metrics: metrics.revision(name),
-        })
+        let throttler =
+            Throttler::new(options.container_concurrency, options.max_queued, options.max_queued_body_bytes, poke);
+        let revision_metrics = metrics.revision(name);
+        metrics.sample(&revision_metrics, &throttler);
+        Arc::new(RevisionHandle { name: Arc::from(name), throttler, options, metrics: revision_metrics })
     }
 
     /// The same revision under changed settings: a new handle over the same throttler, so requests

@@ -9,8 +9,8 @@ use tokio::sync::watch;
 
 use crate::observer::ReplicaObserver;
 use crate::options::PlatformOptions;
-use crate::probe::Prober;
 use crate::process::ChildRegistry;
+use swell_http::Prober;
 
 pub(crate) struct PlatformContext {
     pub(crate) observer: Arc<dyn ReplicaObserver>,

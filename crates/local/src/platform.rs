@@ -12,7 +12,7 @@ use swell_api::RevisionSpec;
 use crate::context::PlatformContext;
 use crate::observer::ReplicaObserver;
 use crate::options::PlatformOptions;
-use crate::revision::{self, RevisionCommand, RevisionHandle};
+use crate::revision::{self, RevisionCommand, RevisionControl};
 
 /// Replica numbers of one revision, for status pages and the autoscaler.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,7 +61,7 @@ struct Inner {
 
 #[derive(Default)]
 struct Revisions {
-    by_name: HashMap<String, RevisionHandle>,
+    by_name: HashMap<String, RevisionControl>,
     /// Set by `shutdown`; nothing new starts afterwards.
     closed: bool,
 }

@@ -19,9 +19,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 
 use crate::context::PlatformContext;
-use crate::probe::{ProbeState, Transition, readiness_uri};
+use crate::probe::{ProbeState, Transition};
 use crate::process::{self, SpawnError, loopback, signal_group};
 use crate::reconcile::ReplicaId;
+use swell_http::readiness_uri;
 
 /// How often to look whether a replica's process group has emptied after its leader exited.
 const GROUP_POLL: Duration = Duration::from_millis(20);
@@ -101,7 +102,7 @@ pub(crate) fn start(
     events: mpsc::UnboundedSender<ReplicaEvent>,
 ) -> Result<ReplicaHandle, StartError> {
     let port = process::free_loopback_port().map_err(StartError::Port)?;
-    let readiness = readiness_uri(port, &spec.readiness_path)
+    let readiness = readiness_uri(process::loopback(port), &spec.readiness_path)
         .map_err(|source| StartError::ReadinessPath { path: spec.readiness_path.clone(), source })?;
     let spawned = process::spawn(process_spec, port, context.options.launcher.as_deref())?;
     context.registry.insert(spawned.pid);
@@ -148,7 +149,7 @@ struct Replica {
 }
 
 /// How the serving phase ended.
-enum Served {
+enum ServingEnded {
     ExitedOnItsOwn(io::Result<ExitStatus>),
     Ordered(StopOrder),
 }
@@ -156,7 +157,7 @@ enum Served {
 impl ReplicaTask {
     async fn run(mut self) {
         let leader_exited = match self.serve().await {
-            Served::ExitedOnItsOwn(status) => {
+            ServingEnded::ExitedOnItsOwn(status) => {
                 // Before anything else, while the reaped pid still names this group: whatever the command left
                 // behind gets its SIGTERM and the grace period.
                 signal_group(self.replica.pid, Signal::SIGTERM);
@@ -171,7 +172,7 @@ impl ReplicaTask {
                 self.replica.send(ReplicaEventKind::Exited);
                 true
             }
-            Served::Ordered(order) => order == StopOrder::Drain && self.drain().await,
+            ServingEnded::Ordered(order) => order == StopOrder::Drain && self.drain().await,
         };
         self.terminate(leader_exited).await;
         self.replica.context.registry.remove(self.replica.pid);
@@ -179,7 +180,7 @@ impl ReplicaTask {
     }
 
     /// Probes and waits, until the process exits or the revision task orders a stop.
-    async fn serve(&mut self) -> Served {
+    async fn serve(&mut self) -> ServingEnded {
         let Self { replica, child, orders } = self;
         let options = &replica.context.options;
         let mut state = ProbeState::Starting;
@@ -190,13 +191,13 @@ impl ReplicaTask {
                 replica.context.prober.is_ready(replica.protocol, &replica.readiness).await
             };
             tokio::select! {
-                status = child.wait() => return Served::ExitedOnItsOwn(status),
+                status = child.wait() => return ServingEnded::ExitedOnItsOwn(status),
                 changed = orders.changed() => match changed {
                     // The revision task is gone without a word: nobody wants this replica.
-                    Err(_) => return Served::Ordered(StopOrder::Terminate),
+                    Err(_) => return ServingEnded::Ordered(StopOrder::Terminate),
                     Ok(()) => match *orders.borrow_and_update() {
                         StopOrder::Keep => {}
-                        order => return Served::Ordered(order),
+                        order => return ServingEnded::Ordered(order),
                     },
                 },
                 passed = probe => {

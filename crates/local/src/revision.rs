@@ -26,7 +26,7 @@ pub(crate) enum RevisionCommand {
 }
 
 /// The platform's side of a revision task.
-pub(crate) struct RevisionHandle {
+pub(crate) struct RevisionControl {
     pub(crate) commands: mpsc::UnboundedSender<RevisionCommand>,
     /// A watch, not a command, so a burst of scale calls collapses into the latest value.
     pub(crate) desired: watch::Sender<u32>,
@@ -34,7 +34,7 @@ pub(crate) struct RevisionHandle {
 }
 
 /// Starts the task for revision `name`. Must run inside a Tokio runtime.
-pub(crate) fn spawn(name: &str, spec: RevisionSpec, context: &Arc<PlatformContext>) -> RevisionHandle {
+pub(crate) fn spawn(name: &str, spec: RevisionSpec, context: &Arc<PlatformContext>) -> RevisionControl {
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (desired, desired_rx) = watch::channel(0);
     let (snapshot, replicas) = watch::channel(Vec::new());
@@ -58,7 +58,7 @@ pub(crate) fn spawn(name: &str, spec: RevisionSpec, context: &Arc<PlatformContex
     let inbox =
         Inbox { commands: command_rx, desired: desired_rx, shutdown: context.shutdown.subscribe(), events: event_rx };
     tokio::spawn(task.run(inbox));
-    RevisionHandle { commands, desired, replicas }
+    RevisionControl { commands, desired, replicas }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

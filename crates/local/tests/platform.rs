@@ -13,8 +13,8 @@ use swell_local::{LocalPlatform, PlatformOptions, ReplicaCounts, ReplicaPhase};
 use tokio::time::{Instant, sleep};
 
 use support::{
-    Drain, HTTP_SERVER, Recorder, Seen, alive, http_server_revision, poll_until, scratch_file, shell_revision,
-    wait_gone,
+    Drain, HTTP_SERVER, PATIENCE, Recorder, Seen, alive, eventually, http_server_revision, poll_until, scratch_file,
+    shell_revision, wait_gone,
 };
 
 fn pids(platform: &LocalPlatform, revision: &str) -> Vec<u32> {
@@ -46,18 +46,17 @@ async fn scaling_from_zero_announces_ready_replicas() {
 #[tokio::test]
 async fn a_replica_killed_from_outside_leaves_the_ready_set_at_once_and_is_replaced() {
     let recorder = Recorder::new(Drain::After(Duration::ZERO));
-    let platform = LocalPlatform::new(recorder.clone());
+    // Ready replicas are probed only once an hour, so no failed probe can take the victim out within the
+    // test: if it leaves, its exit did it (no upper bound on elapsed time needed).
+    let options = PlatformOptions { ready_probe_interval: Duration::from_secs(3600), ..PlatformOptions::default() };
+    let platform = LocalPlatform::with_options(recorder.clone(), options);
     platform.upsert_revision("web", &http_server_revision());
     platform.scale("web", 2);
     let ready = recorder.wait_ready("web", 2).await;
     let victim = platform.replicas("web").into_iter().find(|r| r.addr == ready[0]).expect("victim listed");
 
-    let killed_at = Instant::now();
     kill(Pid::from_raw(victim.pid as i32), Signal::SIGKILL).expect("kill the replica");
     let record = recorder.wait_for("the killed replica to leave", |r| !r.ready("web").contains(&victim.addr)).await;
-    let (left_at, _) = record.log.last().expect("an endpoints change");
-    // Well under the 2 s probe interval: the exit itself, not a failed probe, took it out.
-    assert!(left_at.duration_since(killed_at) < Duration::from_millis(500));
     assert_eq!(record.ready("web"), &ready[1..]);
 
     let replaced = recorder.wait_ready("web", 2).await;
@@ -112,9 +111,9 @@ async fn a_drain_that_never_ends_is_cut_at_timeout_seconds() {
     let scaled_at = Instant::now();
     platform.scale("web", 0);
     wait_gone(pid).await;
+    // Gone at all proves the drain was cut (it never ends on its own); no upper bound on how soon.
     let took = scaled_at.elapsed();
     assert!(took >= Duration::from_secs(1), "the drain ran its full timeoutSeconds: {took:?}");
-    assert!(took < Duration::from_secs(4), "then the replica was stopped: {took:?}");
     platform.shutdown().await;
 }
 
@@ -156,7 +155,7 @@ async fn shutdown_leaves_no_child_alive_even_one_that_ignores_sigterm() {
     assert_eq!(children.len(), 3);
 
     let began = Instant::now();
-    tokio::time::timeout(Duration::from_secs(5), platform.shutdown()).await.expect("shutdown finishes");
+    tokio::time::timeout(PATIENCE, platform.shutdown()).await.expect("shutdown finishes");
     let took = began.elapsed();
 
     for pid in children {
@@ -192,15 +191,26 @@ async fn a_crash_looping_command_backs_off() {
     let spawns = scratch_file("spawns");
     let recorder = Recorder::new(Drain::After(Duration::ZERO));
     let platform = LocalPlatform::new(recorder.clone());
-    platform.upsert_revision("broken", &shell_revision(&format!("echo spawn >> '{}'; exit 1", spawns.display()), 5));
+    platform.upsert_revision("broken", &shell_revision(&format!("date +%s%N >> '{}'; exit 1", spawns.display()), 5));
     platform.scale("broken", 1);
 
-    // Backoff 100, 200, 400, 800 ms: spawns at about 0, 0.1, 0.3, 0.7 and 1.5 s.
-    sleep(Duration::from_millis(1200)).await;
+    // Backoff 100, 200, 400 ms between crashes: each spawn comes at least that long after the one before.
+    // Counted by events, not by a window of real time, so a slow machine only makes the test slower.
+    let stamps = eventually(PATIENCE, "four spawns", || {
+        let stamps: Vec<u128> = std::fs::read_to_string(&spawns)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.trim().parse().ok())
+            .collect();
+        std::future::ready(if stamps.len() >= 4 { Ok(stamps) } else { Err(stamps) })
+    })
+    .await;
     platform.shutdown().await;
-    let count = std::fs::read_to_string(&spawns).unwrap_or_default().lines().count();
     let _ = std::fs::remove_file(&spawns);
-    assert!((2..=6).contains(&count), "{count} spawns in 1.2 s");
+    let gaps: Vec<Duration> = stamps.windows(2).map(|w| Duration::from_nanos((w[1] - w[0]) as u64)).collect();
+    for (gap, backoff) in gaps.iter().zip([100, 200, 400]) {
+        assert!(*gap >= Duration::from_millis(backoff), "spawn gaps {gaps:?}: one under its backoff of {backoff} ms");
+    }
     assert!(recorder.snapshot().ready("broken").is_empty());
 }
 
@@ -282,8 +292,7 @@ async fn shutdown_cuts_a_drain_short() {
     platform.scale("web", 0);
     recorder.wait_for("the drain to start", |r| r.position(|s| matches!(s, Seen::DrainStarted { .. })).is_some()).await;
 
-    tokio::time::timeout(Duration::from_secs(5), platform.shutdown())
-        .await
-        .expect("shutdown does not wait out the drain");
+    // PATIENCE is a generous bound, but half the 60 s drain: reaching it means shutdown waited the drain out.
+    tokio::time::timeout(PATIENCE, platform.shutdown()).await.expect("shutdown does not wait out the drain");
     assert!(!alive(pid));
 }

@@ -1,13 +1,13 @@
 //! The Kubernetes subcommands: `swell crds` prints the CRDs (what `deploy/crds/` holds), `swell control`
 //! runs the leader-elected controller and autoscaler in the cluster, `swell gateway` the data path there.
-//! The logic lives in `swell-kube`; this module only turns command-line arguments and the pod's environment
-//! into its options.
+//! The logic lives in `swell-kube-api`, `swell-control` and `swell-kube-gateway`; this module only turns
+//! command-line arguments and the pod's environment into their options.
 
 use anyhow::Context as _;
 
 /// `swell crds`: both CRDs as one YAML stream, for `kubectl apply -f -` or `deploy/crds/`.
 pub fn crds() -> anyhow::Result<()> {
-    print!("{}", swell_kube::crd::crds_yaml().context("serializing the CRDs")?);
+    print!("{}", swell_kube_api::crd::crds_yaml().context("serializing the CRDs")?);
     Ok(())
 }
 
@@ -29,14 +29,14 @@ pub struct ControlArgs {
 pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
     // Before anything starts, so a SIGTERM at any point after start-up is a graceful stop.
     let mut signals = crate::serve::ShutdownSignals::install().context("installing the SIGTERM and SIGINT handlers")?;
-    let options = swell_kube::control::ControlOptions {
+    let options = swell_control::ControlOptions {
         namespace: args.namespace.or_else(|| env("POD_NAMESPACE")).unwrap_or_else(|| "swell-system".to_owned()),
         identity: identity(args.identity)?,
         listen: args.listen,
     };
-    let client = swell_kube::control::connect().await.context("connecting to the Kubernetes API")?;
+    let client = swell_kube_api::connect().await.context("connecting to the Kubernetes API")?;
     tokio::select! {
-        res = swell_kube::control::run(client, options) => res.context("swell control")?,
+        res = swell_control::run(client, options) => res.context("swell control")?,
         // Returning drops the Lease watch receiver, which releases the Lease: the standby takes over at once.
         () = signals.recv() => tracing::info!("stopping"),
     }
@@ -111,22 +111,39 @@ pub struct GatewayArgs {
 }
 
 impl GatewayArgs {
-    /// The same rule as `gateway.maxQueuedBodyBytes` in a config: a nonzero bound under the body limit
-    /// would leave requests the gateway accepts unable ever to wait.
+    /// The flags checked by the same rules as a config's `gateway:` and `admin:` sections, with errors
+    /// naming the flags.
     pub fn validate(&self) -> Result<(), String> {
         self.drain_delay()?;
-        self.validate_limits()?;
-        match self.max_queued_body_bytes {
-            Some(queued) if queued > 0 && queued < self.max_body_bytes => Err(format!(
-                "--max-queued-body-bytes: {queued} is out of range; allowed: 0 (no limit) or at least \
-                 --max-body-bytes ({})",
-                self.max_body_bytes
-            )),
-            _ => Ok(()),
-        }
+        let (gateway, admin) = self.listener_config()?;
+        swell_api::config::validate_listeners(&gateway, &admin).map_err(|error| as_flags(&error.to_string()))
     }
 }
 
+/// A config error in flag terms: `gateway.maxQueuedBodyBytes` is `--max-queued-body-bytes`, `admin.listen`
+/// is `--admin-listen` (the flags are the keys in kebab case, the admin ones prefixed).
+fn as_flags(message: &str) -> String {
+    let next_key = |text: &str| {
+        ["gateway.", "admin."].into_iter().filter_map(|section| text.find(section).map(|at| (at, section))).min()
+    };
+    let mut out = String::with_capacity(message.len() + 8);
+    let mut rest = message;
+    while let Some((at, section)) = next_key(rest) {
+        out.push_str(&rest[..at]);
+        let key = &rest[at + section.len()..];
+        let len = key.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(key.len());
+        out.push_str(if section == "admin." { "--admin-" } else { "--" });
+        for c in key[..len].chars() {
+            if c.is_ascii_uppercase() {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        rest = &key[len..];
+    }
+    out.push_str(rest);
+    out
+}
 impl GatewayArgs {
     /// `--drain-delay` as a duration, or an error naming the flag, the value and what is allowed.
     pub fn drain_delay(&self) -> Result<std::time::Duration, String> {
@@ -177,17 +194,6 @@ impl GatewayArgs {
             swell_api::config::AdminConfig { listen: self.admin_listen, max_connections: self.admin_max_connections };
         Ok((gateway, admin))
     }
-
-    fn validate_limits(&self) -> Result<(), String> {
-        self.header_read_timeout()?;
-        self.body_read_timeout()?;
-        self.idle_timeout()?;
-        self.send_timeout()?;
-        if self.admin_max_connections == 0 {
-            return Err("--admin-max-connections: 0 is out of range; allowed: 1 or more".to_owned());
-        }
-        Ok(())
-    }
 }
 
 /// A timeout flag: a Go-style duration above zero (zero would close every connection at once).
@@ -207,14 +213,15 @@ fn positive_duration(flag: &str, value: &str) -> Result<std::time::Duration, Str
 const DEFAULT_DRAIN_DELAY: &str = "5s";
 
 /// `swell gateway`: routes, activates and reports statistics, from Routes, Revisions and EndpointSlices;
-/// drains on SIGTERM or Ctrl-C (see `swell_kube::gateway::run`) and returns.
+/// drains on SIGTERM or Ctrl-C (see `swell_kube_gateway::run`) and returns.
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     // Before anything starts, so a SIGTERM at any point after start-up is a graceful stop.
     let mut signals = crate::serve::ShutdownSignals::install().context("installing the SIGTERM and SIGINT handlers")?;
     let drain_delay = args.drain_delay().map_err(anyhow::Error::msg)?;
     let (gateway_config, admin_config) = args.listener_config().map_err(anyhow::Error::msg)?;
     let open_files = crate::limits::raise_open_files_limit();
-    let options = swell_kube::gateway::GatewayOptions {
+    let options = swell_kube_gateway::GatewayOptions {
+        worker_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         listen: args.listen,
         admin_listen: args.admin_listen,
         control: args.control,
@@ -238,8 +245,8 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
             }
         }
     });
-    let client = swell_kube::control::connect().await.context("connecting to the Kubernetes API")?;
-    swell_kube::gateway::run(client, options, stop_rx).await.context("swell gateway")
+    let client = swell_kube_api::connect().await.context("connecting to the Kubernetes API")?;
+    swell_kube_gateway::run(client, options, stop_rx).await.context("swell gateway")
 }
 
 #[cfg(test)]
@@ -251,6 +258,16 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         gateway: GatewayArgs,
+    }
+
+    #[test]
+    fn config_keys_in_a_message_become_flags() {
+        assert_eq!(
+            as_flags("gateway.maxQueuedBodyBytes: 10 is out of range; allowed: at least gateway.maxBodyBytes (100)"),
+            "--max-queued-body-bytes: 10 is out of range; allowed: at least --max-body-bytes (100)"
+        );
+        assert_eq!(as_flags("admin.listen 0.0.0.0:9090 clashes"), "--admin-listen 0.0.0.0:9090 clashes");
+        assert_eq!(as_flags("admin.maxConnections: 0"), "--admin-max-connections: 0");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! `{"t": <s>, "concurrency": <x>, "rps": <y>}` with an optional `"ready": <n>`; output is one JSON line per
 //! tick `{"t", "desired", "ready", "stable", "panic", "mode", "reason"}` on stdout. With `--trace`, a request
 //! trace is replayed through a platform model under several policies and a report comes out (`simulate/trace.rs`).
-//! This file only reads, parses and prints; the replays themselves are `swell_autoscaler::simulate` and
+//! This file only reads, parses and prints; the replays themselves are `swell_autoscaler::load_replay` and
 //! `swell_sim`.
 
 mod trace;
@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use swell_api::settings::{AutoscalerSettings, RevisionSettings};
 use swell_api::{LocalConfig, ScalingSpec};
-use swell_autoscaler::simulate::{Observation, Tick, simulate};
+use swell_autoscaler::load_replay::{Observation, Tick, replay};
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
@@ -50,7 +50,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
     };
     let text = read_stats(stats)?;
     let observations = parse_stats(&text).with_context(|| format!("reading {}", stats.display()))?;
-    let ticks = simulate(&observations, &settings, args.start_delay);
+    let ticks = replay(&observations, &settings, args.start_delay);
     let mut out = BufWriter::new(std::io::stdout().lock());
     for tick in &ticks {
         serde_json::to_writer(&mut out, &TickLine::from(tick))?;
@@ -167,7 +167,7 @@ mod tests {
     fn prints_one_json_line_per_tick() {
         let load: Vec<Observation> =
             (0..3).map(|t| Observation { t: f64::from(t), concurrency: 350.0, rps: 0.0, ready: Some(2) }).collect();
-        let ticks = simulate(&load, &RevisionSettings::default(), Duration::ZERO);
+        let ticks = replay(&load, &RevisionSettings::default(), Duration::ZERO);
         let line = serde_json::to_string(&TickLine::from(&ticks[2])).expect("serializable");
         assert_eq!(
             line,

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use swell_test_support::{PATIENCE, eventually};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -195,7 +196,9 @@ impl Swell {
             .unwrap_or_else(|| panic!("no revision {name} in {status}"))
     }
 
-    /// Poll `/v1/status` until `check` holds for the revision, or panic after `within`.
+    /// Poll `/v1/status` until `check` holds for the revision, and return its status then. The bound is
+    /// `within` or [`PATIENCE`], whichever is longer: it only stops a test that will never pass, and is no
+    /// check of speed.
     pub async fn wait_for(
         &self,
         revision: &str,
@@ -203,15 +206,11 @@ impl Swell {
         what: &str,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
+        eventually(within.max(PATIENCE), &format!("{revision} {what}"), || async {
             let status = self.revision(revision).await;
-            if check(&status) {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "{revision}: not {what} within {within:?}; last status {status}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            if check(&status) { Ok(status) } else { Err(status) }
+        })
+        .await
     }
 
     pub fn pid(&self) -> i32 {

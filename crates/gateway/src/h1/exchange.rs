@@ -9,69 +9,38 @@
 //! request to a cold revision. A replica that refused the connection (it died, or is stopping) leaves the
 //! ready set at once.
 
-use super::local::{write_all2, write_error, write_static};
+use super::conn::{Conn, Deadline, Served, within, write_all2};
+use super::local::{write_error, write_static};
 use super::response::{Body, Extras, Framing, Parsed, ResponseHead, invalid, parse_response};
-use super::{Conn, Deadline, RequestHead, pool, within};
-use crate::gateway::{Gateway, Routed};
-use crate::revision::RevisionHandle;
-use http::StatusCode;
+use super::{RequestHead, pool};
+use crate::admission::{self, Admitted, Slot};
+use crate::gateway::Routed;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
-use swell_activator::{AcquireError, Admission, Lease, ProxyError};
-use swell_router::Fallback;
+use swell_activator::ProxyError;
+use swell_http::upstream::CONNECT_TIMEOUT;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A replica's response head larger than this is refused (502).
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Read size for a replica's response.
 const READ_CHUNK: usize = 8 * 1024;
 
-/// How a request ended, for the metrics and the connection loop.
-pub(super) struct Served {
-    pub(super) status: StatusCode,
-    /// When the response head went out: the latency the hyper path also measures.
-    pub(super) head_at: Instant,
-    /// The client connection can carry another request.
-    pub(super) keep: bool,
-}
-
 /// Take a slot and forward; answers the client in every case.
-pub(super) async fn dispatch(
-    conn: &mut Conn,
-    gateway: &Gateway,
-    request: &RequestHead,
-    routed: Routed,
-    start: Instant,
-) -> Served {
+pub(super) async fn dispatch(conn: &mut Conn, request: &RequestHead, routed: Routed, start: Instant) -> Served {
     let Routed { revision, fallback, .. } = routed;
-    let (target, acquired, fallback_name) = match acquire(gateway, &revision, start, request.body_len).await {
-        Err(ProxyError::ColdStartTimeout { revision: name }) => match fallback {
-            Some(Fallback::Response(reply)) => return write_static(conn, request, &reply).await,
-            Some(Fallback::Revision { target, .. }) => {
-                let acquired = acquire(gateway, &target, Instant::now(), request.body_len).await;
-                let name = target.name.clone();
-                (target, acquired, Some(name))
-            }
-            None => (revision, Err(ProxyError::ColdStartTimeout { revision: name }), None),
-        },
-        acquired => (revision, acquired, None),
-    };
-    let mut acquired = match acquired {
-        Ok(acquired) => acquired,
+    let mut slot = match admission::admit(revision, fallback, start, request.body_len).await {
+        Ok(Admitted::Slot(slot)) => slot,
+        Ok(Admitted::Reply(reply)) => return write_static(conn, request, &reply).await,
         Err(error) => return write_error(conn, request, error).await,
     };
-    if let Some(waited) = acquired.cold {
-        target.metrics.cold_starts.inc();
-        target.metrics.cold_start_seconds.observe(waited.as_secs_f64());
-    }
-    let extras = Extras { id: request.id, cold: acquired.cold, fallback: fallback_name };
+    let extras = Extras { id: request.id, cold: slot.cold, fallback: slot.fallback.clone() };
     let mut retried = false;
     loop {
-        let error = match forward(conn, request, &target, acquired, &extras).await {
+        let target = slot.revision.clone();
+        let error = match forward(conn, request, slot, &extras).await {
             Forwarded::Served(served) => return served,
             Forwarded::Refused(error) => error,
         };
@@ -80,8 +49,8 @@ pub(super) async fn dispatch(
             return write_error(conn, request, refused).await;
         }
         retried = true;
-        acquired = match acquire(gateway, &target, start, request.body_len).await {
-            Ok(acquired) => acquired,
+        slot = match admission::slot(&target, start, request.body_len).await {
+            Ok(slot) => slot,
             Err(error) => return write_error(conn, request, error).await,
         };
     }
@@ -103,41 +72,8 @@ enum SendError {
     Upstream(io::Error),
 }
 
-struct Acquired {
-    lease: Lease,
-    /// How long the request waited for the first replica, when it did.
-    cold: Option<Duration>,
-    deadline: Instant,
-}
-
-/// A slot on `revision`: at once, or after waiting in its queue (bounded like the hyper path's).
-async fn acquire(
-    gateway: &Gateway,
-    revision: &RevisionHandle,
-    start: Instant,
-    body_len: u64,
-) -> Result<Acquired, ProxyError> {
-    let deadline = start + revision.options.timeout;
-    match revision.throttler.admit(start.into_std(), body_len) {
-        Ok(Admission::Granted(lease)) => Ok(Acquired { lease, cold: None, deadline }),
-        Ok(Admission::Queued(waiting)) => {
-            let cold = waiting.cold();
-            let lease = gateway.wait(revision, waiting, start, deadline).await?;
-            Ok(Acquired { lease, cold: cold.then(|| start.elapsed()), deadline })
-        }
-        Err(AcquireError::QueueFull) => Err(ProxyError::QueueFull { revision: revision.name.to_string() }),
-        Err(AcquireError::Closed) => Err(ProxyError::Unavailable { revision: revision.name.to_string() }),
-    }
-}
-
-async fn forward(
-    conn: &mut Conn,
-    request: &RequestHead,
-    revision: &RevisionHandle,
-    acquired: Acquired,
-    extras: &Extras,
-) -> Forwarded {
-    let Acquired { lease, deadline, .. } = acquired;
+async fn forward(conn: &mut Conn, request: &RequestHead, slot: Slot, extras: &Extras) -> Forwarded {
+    let Slot { lease, revision, deadline, .. } = slot;
     let addr = lease.endpoint().addr();
     // A body that did not come with the head is streamed, and may be cut off half-way by a failure: then
     // where the next request starts is unknown, and the connection must close after the error.

@@ -10,9 +10,10 @@
 //! without exactly one `Host`, a `Content-Length` that is not a number below 2^63, or more than one
 //! `Content-Length` (400; nginx refuses duplicates too, and a replica might read them differently).
 
-use crate::server::Peer;
 use http::HeaderName;
 use swell_activator::ProxyError;
+use swell_http::Peer;
+use swell_http::headers::{fresh_request_id, is_hop_by_hop};
 use swell_router::RequestHeaders;
 
 /// Request and response heads with more headers than this go to hyper (or, from a replica, fail).
@@ -138,22 +139,6 @@ pub(super) fn parse_length(value: &[u8]) -> Option<u64> {
     (len <= i64::MAX as u64).then_some(len)
 }
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-pub(super) fn is_hop_by_hop(name: &str) -> bool {
-    const HOP_BY_HOP: [&str; 9] = [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ];
-    HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop))
-}
-
 /// Write the head the replica gets for `request` into `out` (cleared first); returns the request id.
 pub(super) fn write_upstream(
     request: &httparse::Request<'_, '_>,
@@ -200,7 +185,7 @@ pub(super) fn write_upstream(
     let id = match id {
         Some(id) => id,
         None => {
-            let id = RequestId::of(&swell_activator::fresh_request_id());
+            let id = RequestId::of(&fresh_request_id());
             put_header(out, b"x-request-id", id.as_bytes());
             id
         }

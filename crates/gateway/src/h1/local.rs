@@ -1,37 +1,14 @@
 //! Answers the fast path writes itself, in the hyper path's shape: the gateway's JSON errors and a route's
-//! fixed fallback response. Also the gathered write both sides use.
+//! fixed fallback response.
 
-use super::exchange::Served;
+use super::RequestHead;
+use super::conn::{Conn, Deadline, Served, within, write_all2};
 use super::head::put_header;
-use super::{Conn, Deadline, RequestHead, within};
 use crate::gateway::FALLBACK_HEADER;
 use http::StatusCode;
-use std::io::{self, IoSlice};
 use swell_activator::{ProxyError, RETRY_AFTER_SECONDS};
 use swell_router::StaticReply;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-/// Write `a` then `b`, gathered into as few system calls as the socket takes.
-pub(super) async fn write_all2(stream: &mut TcpStream, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
-    while !a.is_empty() || !b.is_empty() {
-        let n = if b.is_empty() {
-            stream.write(a).await?
-        } else if a.is_empty() {
-            stream.write(b).await?
-        } else {
-            stream.write_vectored(&[IoSlice::new(a), IoSlice::new(b)]).await?
-        };
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let from_a = n.min(a.len());
-        a = &a[from_a..];
-        b = &b[n - from_a..];
-    }
-    Ok(())
-}
 
 /// The client's body, when it is still unread, makes the connection unusable for another request.
 fn consume_body(conn: &mut Conn, request: &RequestHead) -> bool {

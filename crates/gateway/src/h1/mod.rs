@@ -6,7 +6,7 @@
 //!
 //! Everything else (HTTP/2 prior knowledge, upgrades, `Expect`, chunked request bodies, mirrors, `h2c`
 //! revisions, oversized or malformed heads) is handed to hyper with the bytes read so far (see
-//! [`Rewind`]), and hyper serves the rest of that connection exactly as it would have from the start. So
+//! `swell_http`'s hand-off), and hyper serves the rest of that connection exactly as it would have from the start. So
 //! both paths share the routes, throttlers, deadlines, fallbacks, error bodies and metrics, and the fast
 //! path only has to be right about what it accepts.
 //!
@@ -18,6 +18,7 @@
 //! an atomic update, not a trip through the timer wheel), so a request that never waits touches it once.
 
 mod chunked;
+mod conn;
 mod exchange;
 #[cfg(test)]
 mod fuzz;
@@ -25,111 +26,18 @@ mod head;
 mod local;
 mod pool;
 mod response;
-mod rewind;
-
-pub(crate) use rewind::Rewind;
 
 use crate::gateway::{Gateway, Routed};
-use crate::server::{Peer, ServerLimits};
+use conn::{Conn, Deadline};
 use head::{MAX_HEADERS, ParsedHeaders, RequestId};
-use std::cell::RefCell;
 use std::future::Future;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
-use std::time::Duration;
 use swell_activator::ProxyError;
+use swell_http::{FastPath, Handoff, Peer, ServerLimits};
 use swell_router::RequestView;
-use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::{Instant, Sleep};
-
-/// Size of the per-thread buffer client reads land in before they are copied to their connection.
-const SCRATCH_BYTES: usize = 16 * 1024;
-
-thread_local! {
-    /// Client reads land here first and only their length is copied to the connection, so an idle or
-    /// waiting connection holds no read buffer of its own.
-    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_BYTES]);
-}
-
-/// A connection the fast path gives up on: hyper serves it from here, starting with `buffered`.
-pub(crate) struct Handoff {
-    pub(crate) stream: TcpStream,
-    pub(crate) buffered: Vec<u8>,
-}
-
-/// One client connection on the fast path.
-pub(super) struct Conn {
-    stream: TcpStream,
-    /// Client bytes read and not yet used: the next head, or body bytes still to forward.
-    buf: Vec<u8>,
-    /// The head being sent: the replica's request head, then the client's response head.
-    out: Vec<u8>,
-    /// Bytes from the replica.
-    ubuf: Vec<u8>,
-    /// The connection's one timer: the deadline of whatever it waits on from the client.
-    timer: Pin<Box<Sleep>>,
-    limits: ServerLimits,
-}
-
-/// How long a wait on the client may last.
-#[derive(Clone, Copy)]
-pub(super) enum Deadline {
-    /// Until the deadline the timer already holds (a request head's).
-    Set,
-    /// This long from when the wait begins (the operation does not complete at once).
-    Pause(Duration),
-}
-
-/// Run `io` unless `timer` fires first (`TimedOut`). A `Pause` sets the timer only if `io` has to wait.
-pub(super) async fn within<T>(
-    timer: &mut Pin<Box<Sleep>>,
-    deadline: Deadline,
-    io: impl Future<Output = io::Result<T>>,
-) -> io::Result<T> {
-    let mut io = std::pin::pin!(io);
-    let mut armed = false;
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(done) = io.as_mut().poll(cx) {
-            return Poll::Ready(done);
-        }
-        if let (Deadline::Pause(limit), false) = (deadline, armed) {
-            timer.as_mut().reset(Instant::now() + limit);
-            armed = true;
-        }
-        ready!(timer.as_mut().poll(cx));
-        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client took too long")))
-    })
-    .await
-}
-
-/// Read what the client sent next onto `buf`; 0 at the end of the stream.
-pub(super) async fn read_into(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
-    std::future::poll_fn(|cx| poll_read_into(stream, buf, cx)).await
-}
-
-fn poll_read_into(stream: &mut TcpStream, buf: &mut Vec<u8>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-    // `poll_read` rather than `readable` + `try_read`: tokio's `poll_read` notes a short read as the
-    // socket being drained, which saves the extra `recv` that would only return EAGAIN.
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        let mut read = ReadBuf::new(&mut scratch);
-        ready!(Pin::new(&mut *stream).poll_read(cx, &mut read))?;
-        buf.extend_from_slice(read.filled());
-        Poll::Ready(Ok(read.filled().len()))
-    })
-}
-
-impl Conn {
-    /// Read what the client sent next, within `deadline`.
-    async fn read(&mut self, deadline: Deadline) -> io::Result<usize> {
-        let Conn { stream, buf, timer, .. } = self;
-        within(timer, deadline, read_into(stream, buf)).await
-    }
-}
+use tokio::time::Instant;
 
 /// A parsed request the fast path serves.
 #[derive(Clone, Copy)]
@@ -150,9 +58,21 @@ enum Prepared {
     Ready(RequestHead, Routed),
 }
 
+impl FastPath for Gateway {
+    fn serve(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: Peer,
+        limits: ServerLimits,
+        stopping: watch::Receiver<bool>,
+    ) -> impl Future<Output = Option<Handoff>> + Send {
+        serve(stream, peer, self, limits, stopping)
+    }
+}
+
 /// Serve `stream` until it closes, the gateway stops, or a request needs hyper (then the connection is
 /// returned with what was read of it).
-pub(crate) async fn serve(
+async fn serve(
     stream: TcpStream,
     peer: Peer,
     gateway: Arc<Gateway>,
@@ -161,7 +81,7 @@ pub(crate) async fn serve(
 ) -> Option<Handoff> {
     // A new connection's first head is due within the header timeout from its accept.
     let timer = Box::pin(tokio::time::sleep(limits.header_read_timeout));
-    let mut conn = Conn { stream, buf: Vec::new(), out: Vec::new(), ubuf: Vec::new(), timer, limits };
+    let mut conn = Conn::new(stream, timer, limits);
     // The timer holds the current head's deadline (else the connection is between requests).
     let mut head_due = true;
     loop {
@@ -213,7 +133,7 @@ pub(crate) async fn serve(
                 let start = Instant::now();
                 conn.buf.drain(..request.head_len);
                 let primary = routed.revision.clone();
-                let served = exchange::dispatch(&mut conn, &gateway, &request, routed, start).await;
+                let served = exchange::dispatch(&mut conn, &request, routed, start).await;
                 primary.metrics.count_response(served.status);
                 primary.metrics.latency.observe(served.head_at.duration_since(start).as_secs_f64());
                 if !served.keep || *stopping.borrow() {

@@ -15,14 +15,9 @@ use std::collections::HashMap;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use swell_http::upstream::{POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_REPLICA};
 use tokio::net::TcpStream;
-
-/// Idle connections kept per replica; a burst opens more, and the surplus is closed when it ends.
-const MAX_IDLE_PER_REPLICA: usize = 256;
-/// Connections idle longer are closed rather than reused: replicas come and go, and servers time idle
-/// keep-alive connections out themselves (nginx after 75 s).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 thread_local! {
     static IDLE: RefCell<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>> = RefCell::new(HashMap::new());
@@ -36,7 +31,7 @@ pub(super) fn take(addr: SocketAddr) -> Option<TcpStream> {
         let list = idle.get_mut(&addr)?;
         let now = Instant::now();
         while let Some((stream, since)) = list.pop() {
-            if now.duration_since(since) >= IDLE_TIMEOUT {
+            if now.duration_since(since) >= POOL_IDLE_TIMEOUT {
                 // The rest are older still.
                 list.clear();
                 return None;
@@ -69,13 +64,13 @@ pub(super) fn put(addr: SocketAddr, stream: TcpStream) {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
         let list = idle.entry(addr).or_default();
-        if list.len() < MAX_IDLE_PER_REPLICA {
+        if list.len() < POOL_MAX_IDLE_PER_REPLICA {
             list.push((stream, Instant::now()));
         }
         // Keep the map from growing with replicas that are gone: drop other addresses' stale lists.
         if idle.len() > 64 {
             let now = Instant::now();
-            idle.retain(|_, list| list.last().is_some_and(|(_, since)| now.duration_since(*since) < IDLE_TIMEOUT));
+            idle.retain(|_, list| list.last().is_some_and(|(_, since)| now.duration_since(*since) < POOL_IDLE_TIMEOUT));
         }
     })
 }

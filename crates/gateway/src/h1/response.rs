@@ -4,12 +4,13 @@
 
 use super::RequestHead;
 use super::chunked::ChunkScanner;
-use super::head::{MAX_HEADERS, RequestId, is_hop_by_hop, parse_length, put_header};
+use super::head::{MAX_HEADERS, RequestId, parse_length, put_header};
 use crate::gateway::{COLD_START_HEADER, FALLBACK_HEADER};
 use http::StatusCode;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
+use swell_http::headers::is_hop_by_hop;
 
 /// What the gateway adds to a replica's response head.
 pub(super) struct Extras {

@@ -108,7 +108,7 @@ pub async fn gateway(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let gateway = Gateway::new(table, Metrics::new(), max_body);
-    tokio::spawn(swell_gateway::serve(listener, gateway, limits, std::future::pending()));
+    tokio::spawn(swell_gateway::serve_gateway(listener, gateway, limits, std::future::pending()));
     addr
 }
 

@@ -1,10 +1,9 @@
 //! Fixtures for the platform tests: a recording observer, replica specs built from `python3 -m http.server`, and
-//! bounded waits. Every wait has a deadline so a broken platform fails a test instead of hanging it.
+//! waits built on the shared [`eventually`], so a broken platform fails a test instead of hanging it.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout};
 
-/// How long any single wait in a test may take before the test fails.
-pub const PATIENCE: Duration = Duration::from_secs(10);
+pub use swell_test_support::{PATIENCE, eventually, scratch_file, when};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
@@ -76,13 +74,12 @@ impl Recorder {
     }
 
     /// Waits until `condition` holds for the record, and returns the record then.
-    pub async fn wait_for(&self, what: &str, condition: impl FnMut(&Record) -> bool) -> Record {
-        let mut record = self.record.subscribe();
-        let seen = timeout(PATIENCE, record.wait_for(condition)).await;
-        match seen {
-            Ok(Ok(record)) => record.clone(),
-            _ => panic!("timed out waiting for {what}; record: {:#?}", self.snapshot()),
-        }
+    pub async fn wait_for(&self, what: &str, mut condition: impl FnMut(&Record) -> bool) -> Record {
+        eventually(PATIENCE, what, || {
+            let record = self.snapshot();
+            std::future::ready(if condition(&record) { Ok(record) } else { Err(record) })
+        })
+        .await
     }
 
     pub async fn wait_ready(&self, revision: &str, count: usize) -> Vec<SocketAddr> {
@@ -147,22 +144,12 @@ pub fn alive(pid: u32) -> bool {
     kill(Pid::from_raw(pid as i32), None).is_ok()
 }
 
-/// Polls `condition` every 10 ms until it holds; for platform state, which has no change notification.
+/// Waits until `condition` holds; for platform state, which has no change notification.
 pub async fn poll_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(PATIENCE, what, || std::future::ready(when(condition(), ()))).await;
 }
 
 /// Waits until the process `pid` no longer exists (it has exited and been reaped).
 pub async fn wait_gone(pid: u32) {
     poll_until(&format!("process {pid} to be gone"), || !alive(pid)).await;
-}
-
-/// A fresh path in the temp directory for a test's scratch file.
-pub fn scratch_file(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    std::env::temp_dir().join(format!("swell-local-{}-{name}-{nanos}", std::process::id()))
 }

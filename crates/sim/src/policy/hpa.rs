@@ -1,8 +1,8 @@
-//! `hpa-rps`: the seed deployment, a Kubernetes HPA on requests per second (reference/peers.md §2): every
-//! sync period `desired = ceil(rps / target-per-pod)`, nothing done while the usage ratio is within the
-//! tolerance, scale-up limited to max(100 %, 4 pods) per period, scale-down to the highest recommendation of
-//! the stabilization window, never below `min` (the HPA does not scale to zero). The fleet starts at `min`
-//! ready replicas, as a deployment that already runs.
+//! `hpa-rps`: the seed deployment, a Kubernetes HPA on requests per second, as the HPA's documented
+//! algorithm works: every sync period `desired = ceil(rps / target-per-pod)`, nothing done while the usage
+//! ratio is within the tolerance, scale-up limited to max(100 %, 4 pods) per period, scale-down to the
+//! highest recommendation of the stabilization window, never below `min` (the HPA does not scale to zero).
+//! The fleet starts at `min` ready replicas, as a deployment that already runs.
 
 use std::collections::VecDeque;
 

@@ -1,6 +1,6 @@
 //! The autoscaler's runtime: once a second, every managed revision's throttler is sampled (time-weighted
-//! concurrency and request count), the sample goes into the revision's KPA decider, and a changed desired
-//! scale goes to the platform. A poke from a throttler (a request arrived with no replica ready) runs the
+//! concurrency and request count), the sample goes through the revision's `swell_autoscaler::Scaler` (the
+//! step the cluster's control plane runs too), and a changed desired scale goes to the platform. A poke from a throttler (a request arrived with no replica ready) runs the
 //! same step for that revision at once, so scale from zero starts within milliseconds, not at the next tick.
 //! Settings are read from an `ArcSwap` each tick, so a hot reload applies from the next tick and the
 //! deciders keep their windows.
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use swell_api::LocalConfig;
 use swell_api::settings::{AutoscalerSettings, RevisionSettings};
-use swell_autoscaler::{Decider, Decision};
+use swell_autoscaler::{Decision, Sample, Scaler};
 use swell_local::LocalPlatform;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -50,10 +50,10 @@ impl Decisions {
     }
 }
 
-/// One managed revision's decider and what it last asked for.
+/// One managed revision's scaler and what the platform was last told.
 struct Scaled {
     index: usize,
-    decider: Decider,
+    scaler: Scaler,
     settings: RevisionSettings,
     /// The global settings `settings` was resolved from; a different pointer means a reload happened.
     resolved_from: Arc<AutoscalerSettings>,
@@ -86,7 +86,7 @@ impl Autoscaler {
             revision.handle.metrics.desired.set(desired as i64);
             scaled.push(Scaled {
                 index,
-                decider: Decider::new(&settings, Duration::ZERO, 0),
+                scaler: Scaler::new(&settings, Duration::ZERO, 0),
                 settings,
                 resolved_from: global.clone(),
                 desired,
@@ -136,7 +136,6 @@ impl Autoscaler {
         if self.scaled[i].desired == 0 {
             self.step(i);
         }
-        self.revisions[index].handle.throttler.clear_poke();
     }
 
     fn step(&mut self, i: usize) {
@@ -153,14 +152,16 @@ impl Autoscaler {
             scaled.resolved_from = global;
         }
         let sample = revision.handle.throttler.sample();
-        scaled.decider.record(now, sample.concurrency, sample.requests as f64);
+        // A poke runs this step with the throttler's own sample, which already counts the waiting request.
+        let sample = Sample { concurrency: sample.concurrency, requests: sample.requests as f64, poked: false };
         let ready = revision.handle.throttler.snapshot().ready as u32;
-        let decision = scaled.decider.tick(now, ready, &scaled.settings);
-        if let Some(desired) = decision.desired
-            && desired != scaled.desired
-        {
+        let step = scaled.scaler.step(now, sample, ready, scaled.desired, &scaled.settings);
+        let decision = step.decision;
+        if let Some(desired) = step.scale_to {
             tracing::info!(revision = %revision.name, from = scaled.desired, to = desired, reason = %decision.reason, "scale");
+            // Scaling a local process group cannot fail or lag: the request stands at once.
             self.platform.scale(&revision.name, desired);
+            scaled.scaler.asked(desired, now);
             scaled.desired = desired;
             revision.handle.metrics.desired.set(desired as i64);
         }

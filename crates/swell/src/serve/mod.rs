@@ -7,7 +7,6 @@ mod autoscale;
 mod observer;
 mod reload;
 mod status;
-mod workers;
 
 use anyhow::Context;
 use std::io::ErrorKind;
@@ -15,7 +14,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 use swell_api::LocalConfig;
 use swell_gateway::{Admin, Gateway, Metrics, RevisionHandle, RevisionOptions, RevisionSet};
 use swell_local::{LocalPlatform, PlatformOptions};
@@ -79,16 +77,8 @@ async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) ->
     let (poke_tx, poke_rx) = mpsc::unbounded_channel::<usize>();
     let mut revisions = Vec::with_capacity(config.revisions.len());
     for (index, revision) in config.revisions.iter().enumerate() {
-        let timeout = Duration::from_secs(revision.spec.timeout_seconds);
-        let cold_start_timeout = revision.spec.cold_start_timeout_seconds.map_or(timeout, Duration::from_secs);
-        let options = RevisionOptions {
-            container_concurrency: revision.spec.container_concurrency,
-            timeout,
-            cold_start_timeout,
-            max_queued: config.gateway.max_queued_requests,
-            max_queued_body_bytes: config.gateway.queued_body_bytes(),
-            protocol: revision.spec.protocol,
-        };
+        let options =
+            RevisionOptions::of(&revision.spec, config.gateway.max_queued_requests, config.gateway.queued_body_bytes());
         let poke_tx = poke_tx.clone();
         let poke = Arc::new(move || {
             // The receiver lives as long as the process serves; a failed send means we are shutting down.
@@ -115,7 +105,7 @@ async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) ->
 
     // Both addresses are bound before any replica or listener starts, so either one in use fails start-up
     // with nothing started (exit 64, like any other unusable setting).
-    let gateway_listener = match workers::bind(config.gateway.listen) {
+    let gateway_listener = match swell_gateway::workers::bind(config.gateway.listen) {
         Ok(listener) => listener,
         Err(error) => return Ok(bind_failed("gateway.listen", config.gateway.listen, &error)),
     };
@@ -141,9 +131,10 @@ async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) ->
     };
     let limits = crate::limits::gateway(&config.gateway, &config.admin, open_files, gateway_threads);
     let gateway_addr = gateway_listener.local_addr()?;
-    let gateway_workers =
-        workers::start(gateway_listener, gateway_threads, gateway, limits, || Box::pin(stopped(stop_rx.clone())))
-            .context("starting the gateway workers")?;
+    let gateway_workers = swell_gateway::workers::start(gateway_listener, gateway_threads, gateway, limits, || {
+        Box::pin(stopped(stop_rx.clone()))
+    })
+    .context("starting the gateway workers")?;
     tracing::info!(
         gateway = %gateway_addr,
         admin = %admin_listener.local_addr()?,

@@ -62,7 +62,7 @@ fn a_request_that_gets_a_slot_at_once_is_never_refused_by_bytes() {
     drop(lease);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_granted_waiter_frees_its_weight() {
     let t = bounded(1, 100);
     let a = queue(&t, 60);
@@ -92,7 +92,7 @@ async fn a_waiter_that_times_out_frees_its_weight() {
     let _c = queue(&t, 60); // room again at once, not only when the queue next fills
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_cancelled_waiter_frees_its_weight() {
     let t = bounded(1, 100);
     let first = queue(&t, 10);
@@ -116,7 +116,7 @@ async fn a_cancelled_waiter_frees_its_weight() {
     assert_eq!(t.snapshot().queued_bytes, 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_lease_handed_to_a_waiter_that_then_leaves_counts_its_weight_once() {
     let t = bounded(1, 100);
     let a = queue(&t, 30);
@@ -129,7 +129,7 @@ async fn a_lease_handed_to_a_waiter_that_then_leaves_counts_its_weight_once() {
     drop(b.granted().await.unwrap());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn close_empties_the_byte_total() {
     let t = bounded(1, 100);
     let a = queue(&t, 70);

@@ -3,10 +3,11 @@
 //! must be a clean request that hyper's server reads the same way.
 
 use super::{config, hyper_server_reads};
-use crate::h1::head::{Inspected, MAX_HEADERS, inspect, is_hop_by_hop, parse_length, write_upstream};
-use crate::server::Peer;
+use crate::h1::head::{Inspected, MAX_HEADERS, inspect, parse_length, write_upstream};
 use proptest::collection::vec;
 use proptest::prelude::*;
+use swell_http::Peer;
+use swell_http::headers::is_hop_by_hop;
 
 /// Longest body the properties send; longer `Content-Length`s are checked without hyper.
 const MAX_SENT_BODY: u64 = 4096;

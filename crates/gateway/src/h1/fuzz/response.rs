@@ -5,12 +5,13 @@
 use super::chunked::{Encoded, encoded, pieces};
 use super::{ClientRead, Then, config, hyper_client_reads};
 use crate::h1::RequestHead;
-use crate::h1::head::{MAX_HEADERS, RequestId, is_hop_by_hop};
+use crate::h1::head::{MAX_HEADERS, RequestId};
 use crate::h1::response::{Body, Extras, Framing, Parsed, parse_response};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use std::time::Duration;
+use swell_http::headers::is_hop_by_hop;
 
 /// A replica's response head, built from the headers that decide framing and reuse.
 fn response_head() -> impl Strategy<Value = Vec<u8>> {

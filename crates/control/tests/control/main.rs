@@ -1,0 +1,16 @@
+//! `swell control`'s integration tests, one binary (each binary links the whole crate graph, so one
+//! link instead of nine): the controllers and the actuator against a scripted API server, placement
+//! plans, settings and placement reloads, leader election, and the autoscale loop with its drains.
+
+#[path = "../../../kube-api/tests/support/mod.rs"]
+mod support;
+
+mod actuator;
+mod autoscale;
+mod drain;
+mod lease;
+mod placement;
+mod placement_reload;
+mod reconcile_revision;
+mod reconcile_route;
+mod settings_reload;
