@@ -7,23 +7,17 @@ use nix::sys::signal::Signal;
 use std::time::Duration;
 use support::{pids_with, run_swell, start, unique_model};
 
-/// A config with one sample-model revision behind one route. `extra_autoscaler` and `scaling` are YAML
-/// flow-mapping bodies.
+/// A config with one sample-model revision behind one route, on 6 s windows from zero. `extra_autoscaler`
+/// and `scaling` are YAML flow-mapping bodies, each starting with a comma when not empty.
 fn one_revision(model: &str, load_time: &str, compute_time: &str, extra_autoscaler: &str, scaling: &str) -> String {
-    format!(
-        r#"autoscaler: {{stable-window: 6s, scale-to-zero-grace-period: 6s, initial-scale: 0, allow-zero-initial-scale: true{extra_autoscaler}}}
-revisions:
-  - name: model-v1
-    process: {{command: ["{{model_bin}}", "--model", "{model}", "--load-time", "{load_time}", "--compute-time", "{compute_time}"]}}
-    readinessPath: /v1/models/{model}
-    containerConcurrency: 4
-    timeoutSeconds: 30
-    scaling: {{target: 4, maxScale: 8{scaling}}}
-routes:
-  - name: r
-    pathPrefix: /v1/models/{model}
-    traffic: [{{revisionName: model-v1, percent: 100}}]
-"#
+    support::one_revision_config(
+        model,
+        &format!(
+            " {{stable-window: 6s, scale-to-zero-grace-period: 6s, initial-scale: 0, allow-zero-initial-scale: \
+             true{extra_autoscaler}}}"
+        ),
+        &format!(r#""--load-time", "{load_time}", "--compute-time", "{compute_time}""#),
+        &format!("target: 4, maxScale: 8{scaling}"),
     )
 }
 

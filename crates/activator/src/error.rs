@@ -1,8 +1,7 @@
 //! What a client gets when the gateway cannot give it a replica's answer, mapped to HTTP status in one
-//! place (DESIGN §6), always with a short JSON body naming the error and the revision.
+//! place, always with a short JSON body naming the error and the revision (README, "Limits and timeouts").
 
-use crate::body::GatewayBody;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::StatusCode;
 
 /// Seconds a client should wait before retrying after a full queue, a cold-start timeout or a revision
 /// shutting down. One value for both data paths.
@@ -87,30 +86,10 @@ impl ProxyError {
     pub fn body(&self) -> String {
         error_body(&self.to_string(), self.revision())
     }
-
-    pub fn into_response(self) -> Response<GatewayBody> {
-        let mut response = error_response(self.status(), &self.to_string(), self.revision());
-        if self.retry_later() {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
-        }
-        if self.closes_connection() {
-            // hyper closes an HTTP/1 connection after a response that says so (HTTP/2 drops the header).
-            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        response
-    }
-}
-
-/// A JSON error response: `{"error": message, "revision": name}` (revision only when known).
-pub fn error_response(status: StatusCode, message: &str, revision: Option<&str>) -> Response<GatewayBody> {
-    let mut response = Response::new(GatewayBody::local(error_body(message, revision)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 /// `{"error": message, "revision": name}` (revision only when known).
-fn error_body(message: &str, revision: Option<&str>) -> String {
+pub fn error_body(message: &str, revision: Option<&str>) -> String {
     let body = match revision {
         Some(revision) => serde_json::json!({ "error": message, "revision": revision }),
         None => serde_json::json!({ "error": message }),

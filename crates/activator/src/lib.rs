@@ -1,7 +1,8 @@
 //! The activator: everything between "this request goes to revision R" and the replica's response.
 //! Each revision has a [`Throttler`] that hands out concurrency slots on ready replicas and holds requests
 //! in a bounded FIFO queue while there are none (for example while the revision scales up from zero).
-//! [`Upstream`] forwards a request over pooled connections and keeps the slot until the response body ends.
+//! [`Upstream`] forwards a request over pooled connections; the gateway's response body keeps the slot
+//! until it ends.
 
 mod balancer;
 mod body;
@@ -11,9 +12,9 @@ mod meter;
 mod proxy;
 mod throttler;
 
-pub use body::{GatewayBody, LeaseBody, RequestBody, RequestBodyError, is_body_too_large, request_body_error};
+pub use body::{RequestBody, RequestBodyError, is_body_too_large, request_body_error};
 pub use endpoint::Endpoint;
-pub use error::{ProxyError, RETRY_AFTER_SECONDS, error_response};
+pub use error::{ProxyError, RETRY_AFTER_SECONDS, error_body};
 pub use meter::ConcurrencySample;
 pub use proxy::{Upstream, requested_upgrade};
 pub use throttler::{AcquireError, Admission, Lease, POKE_INTERVAL, Poke, Throttler, ThrottlerSnapshot, Waiting};

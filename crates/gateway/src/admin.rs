@@ -2,12 +2,12 @@
 //! `/readyz` (the gateway has its config and serves), `/v1/status` (revisions, replicas, traffic and the
 //! autoscaler's last decisions, as JSON). It binds to loopback unless configured otherwise.
 
+use crate::body::{GatewayBody, error_response};
 use crate::metrics::Metrics;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use swell_activator::{GatewayBody, error_response};
 use swell_http::{Handler, Peer};
 
 /// Produces the `/v1/status` document; the process that owns the autoscaler knows what goes in it.

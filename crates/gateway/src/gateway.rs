@@ -5,6 +5,7 @@
 //! queue entry and arms one timer.
 
 use crate::admission::{self, Admitted, Slot};
+use crate::body::{GatewayBody, LeaseBody, error_reply};
 use crate::metrics::Metrics;
 use crate::mirror::MirrorCopy;
 use crate::revision::RevisionHandle;
@@ -15,8 +16,7 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 use std::sync::Arc;
 use swell_activator::{
-    GatewayBody, Lease, LeaseBody, ProxyError, RequestBody, RequestBodyError, Throttler, Upstream, request_body_error,
-    requested_upgrade,
+    Lease, ProxyError, RequestBody, RequestBodyError, Throttler, Upstream, request_body_error, requested_upgrade,
 };
 use swell_http::{Handler, Peer};
 use swell_router::{Fallback, RequestHeaders, RequestView, Rolls, RouteTable, StaticReply};
@@ -260,18 +260,18 @@ impl Handler for Gateway {
         let start = Instant::now();
         if let Err(error) = check_request(&request) {
             tracing::debug!(%error, "request refused");
-            return error.into_response();
+            return error_reply(&error);
         }
         let Some(routed) = self.route(&request) else {
             self.metrics.unrouted.inc();
-            return ProxyError::NoRoute.into_response();
+            return error_reply(&ProxyError::NoRoute);
         };
         let revision = routed.revision.clone();
         let response = match self.serve(routed, request, peer, start).await {
             Ok(response) => response,
             Err(error) => {
                 tracing::debug!(revision = %revision.name, %error, "request failed");
-                error.into_response()
+                error_reply(&error)
             }
         };
         revision.metrics.count_response(response.status());

@@ -4,6 +4,7 @@
 
 mod admin;
 mod admission;
+mod body;
 mod gateway;
 mod h1;
 mod metrics;
@@ -12,6 +13,7 @@ mod revision;
 pub mod workers;
 
 pub use admin::{Admin, StatusSource};
+pub use body::{GatewayBody, LeaseBody, error_reply, error_response};
 pub use gateway::Gateway;
 pub use metrics::{Metrics, RevisionMetrics};
 pub use revision::{RevisionHandle, RevisionOptions, RevisionSet};

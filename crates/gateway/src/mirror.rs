@@ -4,12 +4,13 @@
 //! reach the client. Bodies over the route's mirror limit skip the mirror.
 
 use crate::admission::{self, Slot};
+use crate::body::LeaseBody;
 use crate::revision::RevisionHandle;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::BodyExt;
 use std::sync::Arc;
-use swell_activator::{LeaseBody, RequestBody, Throttler, Upstream};
+use swell_activator::{RequestBody, Throttler, Upstream};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 mod support;
 
-use support::raw::{get, read_head, response};
+use swell_test_support::raw::{get, read_head, response};
 
 /// How a raw replica answers each request.
 #[derive(Clone, Copy)]

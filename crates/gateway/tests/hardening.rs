@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 mod support;
 
-use support::raw::{get, read_head, response};
+use swell_test_support::raw::{get, read_head, response};
 
 /// Bound on any wait for the gateway to act, so a regression fails instead of hanging. Never an
 /// expectation of speed: every timeout under test is far shorter.

@@ -18,4 +18,4 @@ pub use limits::{ServerLimits, connection_cap};
 pub use peer::Peer;
 pub use probe::{Prober, readiness_uri};
 pub(crate) use rewind::Rewind;
-pub use server::{FastPath, Handler, Handoff, serve, serve_with};
+pub use server::{Accepted, FastPath, Handler, Handoff, serve, serve_with};

@@ -44,31 +44,29 @@ pub struct Handoff {
     pub buffered: Vec<u8>,
 }
 
+/// A connection just accepted, as a fast path gets it.
+#[derive(Debug)]
+pub struct Accepted {
+    pub stream: TcpStream,
+    pub peer: Peer,
+    pub limits: ServerLimits,
+    /// Turns true when the listener stops: idle connections must close then.
+    pub stopping: watch::Receiver<bool>,
+}
+
 /// A protocol implementation that serves a listener's connections before hyper does (the gateway's HTTP/1
 /// path). It returns the connection, with what it read of it, when hyper should serve the rest; `None`
-/// when the connection is done. It must close idle connections once `stopping` turns true.
+/// when the connection is done.
 pub trait FastPath: Send + Sync + 'static {
-    fn serve(
-        self: Arc<Self>,
-        stream: TcpStream,
-        peer: Peer,
-        limits: ServerLimits,
-        stopping: watch::Receiver<bool>,
-    ) -> impl Future<Output = Option<Handoff>> + Send;
+    fn serve(self: Arc<Self>, connection: Accepted) -> impl Future<Output = Option<Handoff>> + Send;
 }
 
 /// The fast path of a listener that has none.
 struct HyperOnly;
 
 impl FastPath for HyperOnly {
-    async fn serve(
-        self: Arc<Self>,
-        stream: TcpStream,
-        _: Peer,
-        _: ServerLimits,
-        _: watch::Receiver<bool>,
-    ) -> Option<Handoff> {
-        Some(Handoff { stream, buffered: Vec::new() })
+    async fn serve(self: Arc<Self>, connection: Accepted) -> Option<Handoff> {
+        Some(Handoff { stream: connection.stream, buffered: Vec::new() })
     }
 }
 
@@ -134,7 +132,7 @@ pub async fn serve_with<H: Handler, F: FastPath>(
         tokio::spawn(async move {
             let _permit = permit;
             let (stream, buffered) = match fast {
-                Some(fast) => match fast.serve(stream, peer.clone(), limits, stopping).await {
+                Some(fast) => match fast.serve(Accepted { stream, peer: peer.clone(), limits, stopping }).await {
                     Some(handoff) => (handoff.stream, handoff.buffered),
                     None => return,
                 },

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::run::PolicyOutcome;
@@ -28,6 +29,35 @@ const COLOURS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// Both charts plot f64 against f64 into an SVG file.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One labelled line, with its colour's sample in the legend.
+fn draw_line(
+    chart: &mut Chart<'_, '_>,
+    points: Vec<(f64, f64)>,
+    colour: RGBColor,
+    label: &str,
+    err: &impl Fn(String) -> ChartError,
+) -> Result<(), ChartError> {
+    chart
+        .draw_series(LineSeries::new(points, &colour))
+        .map_err(|e| err(e.to_string()))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+    Ok(())
+}
+
+/// The legend of every line drawn so far, on a mostly opaque white box so lines behind it stay readable.
+fn draw_legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, err: &impl Fn(String) -> ChartError) -> Result<(), ChartError> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(e.to_string()))
+}
+
 /// Demand (requests in flight or queued) and replicas paid for, per minute, summed over revisions.
 pub fn timeline(path: &Path, title: &str, outcomes: &[PolicyOutcome]) -> Result<(), ChartError> {
     let err = chart_error(path);
@@ -52,22 +82,9 @@ pub fn timeline(path: &Path, title: &str, outcomes: &[PolicyOutcome]) -> Result<
         let series = |values: &[f64]| -> Vec<(f64, f64)> {
             values.iter().enumerate().map(|(m, v)| ((m as f64 + 0.5) / 60.0, *v)).collect()
         };
-        chart
-            .draw_series(LineSeries::new(series(&o.demand), &COLOURS[0]))
-            .map_err(|e| err(e.to_string()))?
-            .label("demand (in flight + queued)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], COLOURS[0]));
-        chart
-            .draw_series(LineSeries::new(series(&o.replicas), &COLOURS[3]))
-            .map_err(|e| err(e.to_string()))?
-            .label("replicas")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], COLOURS[3]));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        draw_line(&mut chart, series(&o.demand), COLOURS[0], "demand (in flight + queued)", &err)?;
+        draw_line(&mut chart, series(&o.replicas), COLOURS[3], "replicas", &err)?;
+        draw_legend(&mut chart, &err)?;
     }
     root.present().map_err(|e| err(e.to_string()))
 }
@@ -103,11 +120,7 @@ pub fn tradeoff(path: &Path, title: &str, curves: &[TradeoffCurve]) -> Result<()
     for (i, curve) in curves.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let xy: Vec<(f64, f64)> = curve.points.iter().map(|p| (p.0, p.1)).collect();
-        chart
-            .draw_series(LineSeries::new(xy.clone(), &colour))
-            .map_err(|e| err(e.to_string()))?
-            .label(&curve.name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+        draw_line(&mut chart, xy.clone(), colour, &curve.name, &err)?;
         chart.draw_series(xy.iter().map(|&p| Circle::new(p, 3, colour.filled()))).map_err(|e| err(e.to_string()))?;
         chart
             .draw_series(
@@ -115,11 +128,6 @@ pub fn tradeoff(path: &Path, title: &str, curves: &[TradeoffCurve]) -> Result<()
             )
             .map_err(|e| err(e.to_string()))?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
+    draw_legend(&mut chart, &err)?;
     root.present().map_err(|e| err(e.to_string()))
 }

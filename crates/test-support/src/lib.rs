@@ -1,9 +1,12 @@
-//! Helpers shared by Swell's tests, so that each test reads as what it checks rather than how it waits.
+//! Helpers shared by Swell's tests, so that each test reads as what it checks rather than how it waits;
+//! and raw HTTP/1.1 over a socket ([`raw`]) for tests that must see the bytes themselves.
 //!
 //! There is one way to wait: [`eventually`] looks at something until it is as wanted, with a generous
 //! bound ([`PATIENCE`]) that only a broken system reaches, and panics naming what it waited for and what it
 //! saw last. The bound is never an assertion about speed: a busy machine makes a test slower, not red.
 //! It works on real and on paused tokio time alike (on paused time the polls cost no wall-clock time).
+
+pub mod raw;
 
 use std::fmt::Debug;
 use std::future::Future;

@@ -10,23 +10,11 @@ use std::time::{Duration, Instant};
 /// One sample-model revision behind one route, with non-default autoscaler settings (6 s windows, start at
 /// zero) so a reset to the defaults (60 s, 30 s, initial scale 1) shows on `/v1/status`.
 fn one_revision(model: &str) -> String {
-    format!(
-        r#"autoscaler:
-  stable-window: 6s
-  scale-to-zero-grace-period: 6s
-  initial-scale: 0
-  allow-zero-initial-scale: true
-revisions:
-  - name: model-v1
-    process: {{command: ["{{model_bin}}", "--model", "{model}", "--load-time", "0s", "--compute-time", "0s"]}}
-    readinessPath: /v1/models/{model}
-    containerConcurrency: 4
-    timeoutSeconds: 30
-routes:
-  - name: r
-    pathPrefix: /v1/models/{model}
-    traffic: [{{revisionName: model-v1, percent: 100}}]
-"#
+    crate::support::one_revision_config(
+        model,
+        "\n  stable-window: 6s\n  scale-to-zero-grace-period: 6s\n  initial-scale: 0\n  allow-zero-initial-scale: true",
+        r#""--load-time", "0s", "--compute-time", "0s""#,
+        "",
     )
 }
 

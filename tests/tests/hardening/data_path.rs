@@ -8,6 +8,7 @@ use crate::support::start_with_gateway;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use swell_test_support::raw::read_head as head;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -24,22 +25,6 @@ fn config(replica: SocketAddr) -> String {
     format!(
         "revisions:\n  - {{name: raw, endpoints: [\"{replica}\"]}}\nroutes:\n  - {{name: r, traffic: [{{revisionName: raw, percent: 100}}]}}\n"
     )
-}
-
-/// Read one head (up to its blank line) from `stream`, keeping what follows in `pending`.
-async fn head(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Option<String> {
-    loop {
-        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&pending[..end]).into_owned();
-            pending.drain(..end + 4);
-            return Some(head);
-        }
-        let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => pending.extend_from_slice(&chunk[..n]),
-        }
-    }
 }
 
 /// One response with a `Content-Length` body: status, head, body.

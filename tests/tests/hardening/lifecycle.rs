@@ -16,20 +16,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 /// One sample-model revision behind one route, starting with `initial_scale` replicas.
 fn one_revision(model: &str, initial_scale: u32) -> String {
-    format!(
-        r#"autoscaler: {{initial-scale: {initial_scale}, allow-zero-initial-scale: true}}
-revisions:
-  - name: model-v1
-    process: {{command: ["{{model_bin}}", "--model", "{model}"]}}
-    readinessPath: /v1/models/{model}
-    containerConcurrency: 4
-    timeoutSeconds: 30
-routes:
-  - name: r
-    pathPrefix: /v1/models/{model}
-    traffic: [{{revisionName: model-v1, percent: 100}}]
-"#
-    )
+    let autoscaler = format!(" {{initial-scale: {initial_scale}, allow-zero-initial-scale: true}}");
+    crate::support::one_revision_config(model, &autoscaler, "", "")
 }
 
 /// Kills every process whose command line names the model when dropped, so a failing test leaves no

@@ -61,6 +61,30 @@ pub fn unique_model(prefix: &str) -> String {
     format!("{prefix}{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A config with one sample-model revision, `model-v1`, behind route `r` on `/v1/models/{model}`.
+/// `autoscaler` is the section's YAML value as written after `autoscaler:` (a flow mapping, or a block on
+/// the following lines); `scaling` a flow-mapping body (empty for none); `model_args` are
+/// more sample-model arguments, as YAML list items (`"--load-time", "0s"`). `{model_bin}` stays for
+/// [`start`] to fill in.
+pub fn one_revision_config(model: &str, autoscaler: &str, model_args: &str, scaling: &str) -> String {
+    let model_args = if model_args.is_empty() { String::new() } else { format!(", {model_args}") };
+    let scaling = if scaling.is_empty() { String::new() } else { format!("    scaling: {{{scaling}}}\n") };
+    format!(
+        r#"autoscaler:{autoscaler}
+revisions:
+  - name: model-v1
+    process: {{command: ["{{model_bin}}", "--model", "{model}"{model_args}]}}
+    readinessPath: /v1/models/{model}
+    containerConcurrency: 4
+    timeoutSeconds: 30
+{scaling}routes:
+  - name: r
+    pathPrefix: /v1/models/{model}
+    traffic: [{{revisionName: model-v1, percent: 100}}]
+"#
+    )
+}
+
 /// PIDs of processes whose command line contains `needle`.
 pub fn pids_with(needle: &str) -> Vec<i32> {
     let mut pids = Vec::new();

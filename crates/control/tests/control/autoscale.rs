@@ -2,41 +2,17 @@
 //! seeded by hand: a poke at zero and load over target become scale PATCHes, a standby decides but
 //! never PATCHes, and the leader bills replica-seconds per pool.
 
+use crate::fixtures::{bert_stats, deployment, report, secs, stores};
 use crate::support;
 use crate::support::api_server::{self, Reply, finish};
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Duration;
 use swell_api::settings::AutoscalerSettings;
 use swell_control::autoscale::{Autoscaler, Inbound};
 use swell_control::metrics::ControlMetrics;
 use swell_kube_api::crd::Revision;
-use swell_kube_api::stats::{RevisionKey, RevisionStats, StatsReport};
+use swell_kube_api::stats::RevisionKey;
 use tokio::sync::watch;
-
-fn deployment(name: &str, replicas: i32, ready: i32) -> Deployment {
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"replicas": replicas, "selector": {}, "template": {}},
-        "status": {"readyReplicas": ready},
-    }))
-    .expect("a Deployment")
-}
-
-fn stores(revisions: Vec<Revision>, deployments: Vec<Deployment>) -> (Store<Revision>, Store<Deployment>) {
-    let (rev_store, mut rev_writer) = reflector::store();
-    for rev in revisions {
-        rev_writer.apply_watcher_event(&watcher::Event::Apply(rev));
-    }
-    let (dep_store, mut dep_writer) = reflector::store();
-    for d in deployments {
-        dep_writer.apply_watcher_event(&watcher::Event::Apply(d));
-    }
-    (rev_store, dep_store)
-}
 
 fn settings() -> watch::Receiver<Arc<AutoscalerSettings>> {
     let map = [("initial-scale", "0"), ("allow-zero-initial-scale", "true")]
@@ -49,10 +25,6 @@ fn settings() -> watch::Receiver<Arc<AutoscalerSettings>> {
 
 fn bert() -> Revision {
     support::revision("bert", json!({"scaling": {"metric": "concurrency", "target": 4, "maxScale": 10}}))
-}
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
 }
 
 const SCALE_URI: &str = "/apis/apps/v1/namespaces/default/deployments/bert/scale?";
@@ -89,19 +61,7 @@ async fn summed_gateway_load_scales_out_only_on_the_leader() {
     });
     let (revisions, deployments) = stores(vec![bert()], vec![deployment("bert", 1, 1)]);
     let mut autoscaler = Autoscaler::new(client, revisions, deployments, settings(), ControlMetrics::new());
-    let report = |gateway: &str, concurrency: f64| {
-        Inbound::Stats(StatsReport {
-            gateway: gateway.into(),
-            revisions: vec![RevisionStats {
-                namespace: "default".into(),
-                name: "bert".into(),
-                concurrency,
-                requests: 7,
-                endpoints: Vec::new(),
-                drained: Vec::new(),
-            }],
-        })
-    };
+    let report = |gateway: &str, concurrency: f64| report(gateway, bert_stats(concurrency, 7));
     // A standby with the same load decides but sends nothing (the script would see a request).
     autoscaler.receive(report("gw-a", 8.0), secs(1), false).await;
     autoscaler.receive(report("gw-b", 6.0), secs(1), false).await;
@@ -122,17 +82,7 @@ async fn the_leader_bills_replica_seconds_per_pool() {
     let (revisions, deployments) = stores(vec![rev], vec![deployment("bert", 2, 2), deployment("bert-burst", 1, 1)]);
     let metrics = ControlMetrics::new();
     let mut autoscaler = Autoscaler::new(client, revisions, deployments, settings(), metrics.clone());
-    let load = Inbound::Stats(StatsReport {
-        gateway: "gw".into(),
-        revisions: vec![RevisionStats {
-            namespace: "default".into(),
-            name: "bert".into(),
-            concurrency: 8.0,
-            requests: 8,
-            endpoints: Vec::new(),
-            drained: Vec::new(),
-        }],
-    });
+    let load = report("gw", bert_stats(8.0, 8));
     for t in 1..=4 {
         autoscaler.receive(load.clone(), secs(t), true).await;
         autoscaler.tick(secs(t), true).await;

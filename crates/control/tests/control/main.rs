@@ -8,6 +8,7 @@ mod support;
 mod actuator;
 mod autoscale;
 mod drain;
+mod fixtures;
 mod lease;
 mod placement;
 mod placement_reload;

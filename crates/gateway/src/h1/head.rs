@@ -212,6 +212,15 @@ mod tests {
         check(&request)
     }
 
+    /// The head the replica gets for `raw`, and the request id, as text.
+    fn rewritten(raw: &[u8], peer: &Peer) -> (String, RequestId) {
+        parsed(raw, |r| {
+            let mut out = Vec::new();
+            let id = write_upstream(r, &inspect(r).expect("valid").expect("served"), peer, &mut out);
+            (String::from_utf8(out).expect("ascii"), id)
+        })
+    }
+
     #[test]
     fn serves_plain_requests_and_leaves_the_rest_to_hyper() {
         let plain = b"POST /v1/models/m:predict HTTP/1.1\r\nHost: a.example\r\nContent-Length: 12\r\nConnection: keep-alive\r\n\r\n";
@@ -259,12 +268,7 @@ mod tests {
     #[test]
     fn rewrites_the_head_like_the_hyper_path() {
         let raw = b"GET /p?q=1 HTTP/1.1\r\nHost: api.example.com\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Host: spoofed\r\nAccept: */*\r\n\r\n";
-        let peer = Peer::new(([192, 0, 2, 7], 5555).into());
-        let (written, id) = parsed(raw, |r| {
-            let mut out = Vec::new();
-            let id = write_upstream(r, &inspect(r).expect("valid").expect("served"), &peer, &mut out);
-            (String::from_utf8(out).expect("ascii"), id)
-        });
+        let (written, id) = rewritten(raw, &Peer::new(([192, 0, 2, 7], 5555).into()));
         let id = String::from_utf8(id.as_bytes().to_vec()).expect("hex");
         assert_eq!(id.len(), 32, "an id is generated when absent");
         assert_eq!(
@@ -279,12 +283,7 @@ mod tests {
     #[test]
     fn keeps_the_clients_request_id() {
         let raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: abc\r\n\r\n";
-        let peer = Peer::new(([127, 0, 0, 1], 1).into());
-        let (written, id) = parsed(raw, |r| {
-            let mut out = Vec::new();
-            let id = write_upstream(r, &inspect(r).expect("valid").expect("served"), &peer, &mut out);
-            (String::from_utf8(out).expect("ascii"), id)
-        });
+        let (written, id) = rewritten(raw, &Peer::new(([127, 0, 0, 1], 1).into()));
         assert_eq!(id.as_bytes(), b"abc");
         assert_eq!(written.matches("x-request-id").count() + written.matches("X-Request-Id").count(), 1);
     }
@@ -307,12 +306,7 @@ mod tests {
     #[test]
     fn passes_on_one_request_id_when_the_client_sent_two() {
         let raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: abc\r\nx-request-id: def\r\n\r\n";
-        let peer = Peer::new(([127, 0, 0, 1], 1).into());
-        let (written, id) = parsed(raw, |r| {
-            let mut out = Vec::new();
-            let id = write_upstream(r, &inspect(r).expect("valid").expect("served"), &peer, &mut out);
-            (String::from_utf8(out).expect("ascii"), id)
-        });
+        let (written, id) = rewritten(raw, &Peer::new(([127, 0, 0, 1], 1).into()));
         assert_eq!(id.as_bytes(), b"abc");
         assert_eq!(written.to_ascii_lowercase().matches("x-request-id").count(), 1, "{written}");
     }

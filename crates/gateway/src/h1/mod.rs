@@ -33,10 +33,8 @@ use head::{MAX_HEADERS, ParsedHeaders, RequestId};
 use std::future::Future;
 use std::sync::Arc;
 use swell_activator::ProxyError;
-use swell_http::{FastPath, Handoff, Peer, ServerLimits};
+use swell_http::{Accepted, FastPath, Handoff, Peer};
 use swell_router::RequestView;
-use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// A parsed request the fast path serves.
@@ -59,26 +57,15 @@ enum Prepared {
 }
 
 impl FastPath for Gateway {
-    fn serve(
-        self: Arc<Self>,
-        stream: TcpStream,
-        peer: Peer,
-        limits: ServerLimits,
-        stopping: watch::Receiver<bool>,
-    ) -> impl Future<Output = Option<Handoff>> + Send {
-        serve(stream, peer, self, limits, stopping)
+    fn serve(self: Arc<Self>, connection: Accepted) -> impl Future<Output = Option<Handoff>> + Send {
+        serve(connection, self)
     }
 }
 
 /// Serve `stream` until it closes, the gateway stops, or a request needs hyper (then the connection is
 /// returned with what was read of it).
-async fn serve(
-    stream: TcpStream,
-    peer: Peer,
-    gateway: Arc<Gateway>,
-    limits: ServerLimits,
-    mut stopping: watch::Receiver<bool>,
-) -> Option<Handoff> {
+async fn serve(connection: Accepted, gateway: Arc<Gateway>) -> Option<Handoff> {
+    let Accepted { stream, peer, limits, mut stopping } = connection;
     // A new connection's first head is due within the header timeout from its accept.
     let timer = Box::pin(tokio::time::sleep(limits.header_read_timeout));
     let mut conn = Conn::new(stream, timer, limits);

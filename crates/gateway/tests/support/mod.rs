@@ -3,8 +3,6 @@
 
 #![allow(dead_code)]
 
-pub mod raw;
-
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
