@@ -19,6 +19,10 @@ wait_for() { # wait_for DESCRIPTION SECONDS COMMAND...
 replicas() { kubectl -n "$ns" get deployment e2e-v1 -o jsonpath='{.spec.replicas}'; }
 
 say "install Swell ($image)"
+# The control token Secret is created at install, outside deploy/ (deploy/README.md); kept across reruns.
+kubectl create namespace swell-system --dry-run=client -o yaml | kubectl apply -f -
+kubectl -n swell-system get secret swell-control-token >/dev/null 2>&1 ||
+  kubectl -n swell-system create secret generic swell-control-token --from-literal=token="$(head -c 32 /dev/urandom | base64)"
 cp -r deploy "$work/"
 (cd "$work/deploy" && kubectl kustomize . | sed "s|image: ghcr.io/swell-dev/swell:0.1.0|image: $image|") | kubectl apply -f -
 kubectl -n swell-system rollout status deployment/swell-control --timeout=180s

@@ -194,3 +194,17 @@ async fn autoscaler_settings_reload_and_a_bad_edit_keeps_the_last_good_ones() {
     std::fs::write(&swell.config_path, written.replace("stable-window: 6s", "stable-window: 1m30s")).unwrap();
     swell.wait_for("model-v1", Duration::from_secs(10), "reloaded", |r| stable_window(r) == 90.0).await;
 }
+
+#[tokio::test]
+async fn version_log_level_and_build_info_follow_the_usual_conventions() {
+    let output = tokio::process::Command::new(support::bin("swell")).arg("--version").output().await.expect("run");
+    let version = String::from_utf8_lossy(&output.stdout);
+    assert!(version.starts_with("swell 0.") && version.contains("(commit "), "{version}");
+    let (code, stderr) = run_swell(&["--log-level", "bad[", "crds"]).await;
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("--log-level: \"bad[\" is not a log filter"), "{stderr}");
+    let swell = start(&one_revision(&unique_model("info"), "0s", "0s", "", "")).await;
+    let metrics = swell.admin("/metrics").await.body;
+    assert!(metrics.contains("swell_build_info{commit="), "{metrics}");
+    assert!(metrics.contains(r#"swell_queue_depth{revision="model-v1"} 0"#), "{metrics}");
+}

@@ -7,6 +7,20 @@ use http::StatusCode;
 /// shutting down. One value for both data paths.
 pub const RETRY_AFTER_SECONDS: &str = "1";
 
+/// Every value of [`ProxyError::reason`]: a bounded label set.
+pub const FAILURE_REASONS: [&str; 10] = [
+    "no_route",
+    "queue_full",
+    "cold_start_timeout",
+    "replica_timeout",
+    "replica_error",
+    "shutting_down",
+    "body_too_large",
+    "bad_request",
+    "client_timeout",
+    "not_implemented",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     #[error("no route for this host and path")]
@@ -80,6 +94,22 @@ impl ProxyError {
             self,
             ProxyError::BadRequest { .. } | ProxyError::ClientTimeout { .. } | ProxyError::NotImplemented { .. }
         )
+    }
+
+    /// Why the request failed, as a metric label: one of [`FAILURE_REASONS`].
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProxyError::NoRoute => "no_route",
+            ProxyError::QueueFull { .. } => "queue_full",
+            ProxyError::ColdStartTimeout { .. } => "cold_start_timeout",
+            ProxyError::Timeout { .. } => "replica_timeout",
+            ProxyError::Upstream { .. } => "replica_error",
+            ProxyError::Unavailable { .. } => "shutting_down",
+            ProxyError::BodyTooLarge { .. } => "body_too_large",
+            ProxyError::BadRequest { .. } => "bad_request",
+            ProxyError::ClientTimeout { .. } => "client_timeout",
+            ProxyError::NotImplemented { .. } => "not_implemented",
+        }
     }
 
     /// The JSON body of this error's response.

@@ -14,7 +14,7 @@ mod throttler;
 
 pub use body::{RequestBody, RequestBodyError, is_body_too_large, request_body_error};
 pub use endpoint::Endpoint;
-pub use error::{ProxyError, RETRY_AFTER_SECONDS, error_body};
+pub use error::{FAILURE_REASONS, ProxyError, RETRY_AFTER_SECONDS, error_body};
 pub use meter::ConcurrencySample;
 pub use proxy::{Upstream, requested_upgrade};
 pub use throttler::{AcquireError, Admission, Lease, POKE_INTERVAL, Poke, Throttler, ThrottlerSnapshot, Waiting};

@@ -19,28 +19,42 @@ pub struct RevisionSpec {
     /// Local platform: unmanaged replicas at fixed `host:port` addresses; routed to, never scaled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<Vec<String>>,
-    /// The model server's HTTP or h2c port (Kubernetes; locally the port is chosen per replica).
+    /// The model server's HTTP or h2c port (Kubernetes; locally the port is chosen per replica). Unset: the
+    /// first `containerPort` of the template's first container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub port: Option<u16>,
+    /// How the gateway talks to the model server: `http1` (HTTP/1.1) or `h2c` (HTTP/2 without TLS, e.g.
+    /// gRPC).
     #[serde(default)]
     pub protocol: Protocol,
     /// Path probed for readiness; a 2xx answer means the replica may take traffic.
     #[serde(default = "default_readiness_path")]
+    #[cfg_attr(feature = "schema", schemars(pattern("^/")))]
     pub readiness_path: String,
+    /// Text the readiness answer's body must contain, besides the 2xx: for servers whose status endpoint
+    /// answers 200 in every state, such as TF Serving's `/v1/models/<name>` (`"AVAILABLE"`). Only the
+    /// first 64 KiB of the body are searched. Unset: any 2xx passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_body_contains: Option<String>,
     /// Hard limit of concurrent requests per replica; 0 means unlimited.
     #[serde(default)]
     pub container_concurrency: u32,
-    /// Whole-request budget, queue time included.
+    /// Whole-request budget in seconds, queue time included (1 to 3600).
     #[serde(default = "default_timeout_seconds")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 3600)))]
     pub timeout_seconds: u64,
-    /// How long a request may wait for the first ready replica of a revision at zero (→ 503). Default:
-    /// `timeoutSeconds`.
+    /// How long a request may wait for the first ready replica of a revision at zero (→ 503), in seconds, at
+    /// most `timeoutSeconds`. Default: `timeoutSeconds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 3600)))]
     pub cold_start_timeout_seconds: Option<u64>,
+    /// Per-revision overrides of the cluster-wide autoscaler settings.
     #[serde(default)]
     pub scaling: ScalingSpec,
-    /// Kubernetes: the pod template (a `PodTemplateSpec`) of the revision's Deployment(s). Kept as raw
-    /// JSON so this crate needs no Kubernetes types; the controller parses and validates it.
+    /// Kubernetes: the pod template (a `PodTemplateSpec`) of the revision's Deployment(s).
+    // Kept as raw JSON so this crate needs no Kubernetes types; the controller parses and validates it, and
+    // the CRD (swell-kube-api) replaces this free-form schema with Kubernetes' own PodTemplateSpec schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "schema",
@@ -103,34 +117,56 @@ pub enum Metric {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScalingSpec {
+    /// What the autoscaler averages per replica: `concurrency` (requests in flight, the default) or `rps`
+    /// (requests per second).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<Metric>,
-    /// Target concurrency per replica, or requests per second per replica with `metric: rps`.
+    /// Target concurrency per replica, or requests per second per replica with `metric: rps` (at least
+    /// 0.01).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0.01)))]
     pub target: Option<f64>,
+    /// The share of `target` a replica should run at, in percent (1 to 100). Default: the cluster's
+    /// `container-concurrency-target-percentage` (70) for concurrency, 70 for rps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 100)))]
     pub target_utilization_percentage: Option<f64>,
+    /// The fewest replicas, even when idle. Default: the cluster's `min-scale` (0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_scale: Option<u32>,
+    /// The most replicas; 0 means unlimited. Default: the cluster's `max-scale` (0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_scale: Option<u32>,
+    /// Replicas a new revision starts with; 0 needs the cluster's `allow-zero-initial-scale`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_scale: Option<u32>,
+    /// Replicas to start when the revision leaves zero (at least 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub activation_scale: Option<u32>,
+    /// Scale down only to the highest replica count wanted over this long, e.g. "5m" (0s to 1h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_delay: Option<String>,
-    /// The stable window (Knative's `window` annotation).
+    /// The stable window (Knative's `window` annotation), e.g. "60s" (6s to 1h, whole seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
+    /// The panic window as a percentage of the stable window (1 to 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 100)))]
     pub panic_window_percentage: Option<f64>,
+    /// Enter panic mode when the panic window needs this percentage of the ready replicas (110 to 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 110, max = 1000)))]
     pub panic_threshold_percentage: Option<f64>,
+    /// How long the last replica of an idle revision is kept at least, e.g. "10m" (0s to 1h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_to_zero_pod_retention_period: Option<String>,
-    /// `linear` or `weighted-exponential`.
+    /// How a window's one-second buckets are averaged: `linear` (the default) or `weighted-exponential`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(extend("enum" = ["linear", "weighted-exponential", "weightedExponential"]))
+    )]
     pub metric_aggregation_algorithm: Option<String>,
 }
 
@@ -140,6 +176,7 @@ pub struct ScalingSpec {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlacementSpec {
+    /// `overflow` (the default), `burst-only` or `scheduler`.
     #[serde(default)]
     pub mode: PlacementMode,
     /// Replicas on regular nodes; with `overflow` the rest go to the burst pool, with `scheduler` it is the

@@ -12,16 +12,23 @@ pub struct RouteSpec {
     /// Exact hosts or `*.domain` wildcards; empty matches any host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// Requests whose path starts with this prefix match (default `/`).
     #[serde(default = "default_path_prefix")]
+    #[cfg_attr(feature = "schema", schemars(pattern("^/")))]
     pub path_prefix: String,
     /// Further conditions a request must meet, beyond host and path (`match:` in YAML).
     #[serde(default, rename = "match", skip_serializing_if = "RouteMatch::is_empty")]
     pub matches: RouteMatch,
+    /// The revisions that serve this route and their shares: the percents sum to 100 and each tag appears once
+    /// (on Kubernetes, each revision too).
+    // The bound keeps the CRD's uniqueness rules (quadratic in the list) within the API server's CEL budget.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 64)))]
     pub traffic: Vec<TrafficTarget>,
     /// A request header whose value picks the target instead of a random roll, so one client keeps one
     /// revision while the weights hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sticky_header: Option<String>,
+    /// A share of requests also sent, fire-and-forget, to another revision; its answers are dropped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<MirrorTarget>,
     /// What a request gets instead of a 503 when no replica of its revision turns ready within the
@@ -36,8 +43,10 @@ pub struct RouteSpec {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteFallback {
+    /// The revision that answers instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_name: Option<String>,
+    /// The fixed response given instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<StaticResponse>,
 }
@@ -47,10 +56,14 @@ pub struct RouteFallback {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StaticResponse {
+    /// The HTTP status (200 to 599, default 503).
     #[serde(default = "default_fallback_status")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 200, max = 599)))]
     pub status: u16,
+    /// The response body.
     #[serde(default)]
     pub body: String,
+    /// Response headers.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub headers: std::collections::BTreeMap<String, String>,
 }
@@ -68,6 +81,7 @@ fn default_path_prefix() -> String {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteMatch {
+    /// Headers the request must carry, each with exactly this value.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderMatch>,
 }
@@ -84,25 +98,38 @@ impl RouteMatch {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderMatch {
+    /// The header's name, in any case.
     pub name: String,
+    /// The value the header must have, byte for byte.
     pub exact: String,
 }
 
+/// One revision's share of a route's traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrafficTarget {
+    /// The revision, in the route's namespace.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 253)))]
     pub revision_name: String,
+    /// Its share of requests, 0 to 100.
+    #[cfg_attr(feature = "schema", schemars(range(max = 100)))]
     pub percent: u32,
+    /// A name that reaches this revision directly, whatever its percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 63)))]
     pub tag: Option<String>,
 }
 
+/// Where mirrored requests go.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MirrorTarget {
+    /// The revision that receives the copies.
     pub revision_name: String,
+    /// The share of requests copied, 0 to 100.
+    #[cfg_attr(feature = "schema", schemars(range(max = 100)))]
     pub percent: u32,
     /// Requests with larger bodies are not mirrored (the primary request is unaffected); absent: the router's
     /// default, 1 MiB.

@@ -4,7 +4,7 @@
 //! Lease runs the controllers, sends scale PATCHes and orders drains. A replica that loses the Lease stops them and campaigns again;
 //! the standby that wins already has warm caches and decider windows.
 
-use crate::autoscale::{Autoscaler, ControlEndpoint};
+use crate::autoscale::{Autoscaler, ControlEndpoint, GatewayToken};
 use crate::context::{Context, rfc3339_now};
 use crate::controller;
 use crate::leader;
@@ -43,6 +43,9 @@ pub struct ControlOptions {
     pub identity: String,
     /// The HTTP listener: gateway stats and pokes, `/metrics`, `/healthz`.
     pub listen: SocketAddr,
+    /// What gateways must present to report and poke; `None` takes them from anyone who can reach
+    /// `listen` (`--insecure-no-token`).
+    pub token: Option<GatewayToken>,
 }
 
 /// Runs until the process is stopped; returns only on a setup error. Dropping the future stops every
@@ -73,9 +76,9 @@ pub async fn run(client: kube::Client, options: ControlOptions) -> Result<()> {
         .map_err(|source| Error::Io { what: format!("binding {}", options.listen), source })?;
     let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
     let autoscaler = Autoscaler::new(client.clone(), revisions, deployments, settings_rx, metrics.clone());
-    let endpoint = Arc::new(ControlEndpoint::new(inbox_tx, metrics.clone(), autoscaler.board()));
+    let endpoint = Arc::new(ControlEndpoint::new(inbox_tx, metrics.clone(), autoscaler.board(), options.token.clone()));
     tasks.spawn(swell_http::serve(listener, endpoint, swell_http::ServerLimits::default(), std::future::pending()));
-    tracing::info!(listen = %options.listen, "accepting gateway statistics");
+    tracing::info!(listen = %options.listen, token = options.token.is_some(), "accepting gateway statistics");
 
     let mut leading = leader::campaign(client.clone(), &options.namespace, &options.identity).await?;
     tasks.spawn(autoscaler.run(inbox_rx, leading.clone(), std::future::pending()));

@@ -15,6 +15,9 @@ pub struct ControlMetrics {
     pub scale_errors: IntCounter,
     /// Gateway stats reports received.
     pub stats_reports: IntCounter,
+    /// Stats reports and pokes refused for a missing or wrong gateway token: a gateway with a stale
+    /// Secret, or someone else knocking.
+    pub unauthorized_requests: IntCounter,
     replica_seconds: CounterVec,
     desired: IntGaugeVec,
 }
@@ -37,6 +40,11 @@ impl ControlMetrics {
             .expect("static metric definition");
         let stats_reports = IntCounter::new("swell_stats_reports_total", "Statistics reports received from gateways.")
             .expect("static metric definition");
+        let unauthorized_requests = IntCounter::new(
+            "swell_unauthorized_requests_total",
+            "Stats reports and pokes refused (401) for a missing or wrong gateway token.",
+        )
+        .expect("static metric definition");
         let replica_seconds = CounterVec::new(
             Opts::new("swell_replica_seconds_total", "Replica-seconds per revision and pool (what is billed)."),
             &["revision", "pool"],
@@ -51,13 +59,22 @@ impl ControlMetrics {
             Box::new(config_reload_errors.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(scale_errors.clone()),
             Box::new(stats_reports.clone()),
+            Box::new(unauthorized_requests.clone()),
             Box::new(replica_seconds.clone()),
             Box::new(desired.clone()),
         ] {
             // Only a duplicate name fails, and every name above is distinct.
             let _ = registry.register(collector);
         }
-        Self { registry, config_reload_errors, scale_errors, stats_reports, replica_seconds, desired }
+        Self {
+            registry,
+            config_reload_errors,
+            scale_errors,
+            stats_reports,
+            unauthorized_requests,
+            replica_seconds,
+            desired,
+        }
     }
 
     pub fn add_replica_seconds(&self, revision: &str, pool: &str, seconds: f64) {

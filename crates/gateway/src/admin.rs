@@ -1,6 +1,8 @@
 //! The admin listener's endpoints: `/metrics` (Prometheus text), `/healthz` (the process is up),
 //! `/readyz` (the gateway has its config and serves), `/v1/status` (revisions, replicas, traffic and the
-//! autoscaler's last decisions, as JSON). It binds to loopback unless configured otherwise.
+//! autoscaler's last decisions, as JSON) and, when the process keeps one, `/v1/history` (the recent past of
+//! the same numbers, as JSON) with the dashboard page at `/` that draws it. It binds to loopback unless
+//! configured otherwise.
 
 use crate::body::{GatewayBody, error_response};
 use crate::metrics::Metrics;
@@ -13,15 +15,24 @@ use swell_http::{Handler, Peer};
 /// Produces the `/v1/status` document; the process that owns the autoscaler knows what goes in it.
 pub type StatusSource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
+/// Produces the `/v1/history` document the dashboard draws; `None` from [`Admin::new`] means no dashboard.
+pub type HistorySource = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
 pub struct Admin {
     metrics: Metrics,
     status: StatusSource,
+    history: Option<HistorySource>,
     ready: AtomicBool,
 }
 
 impl Admin {
     pub fn new(metrics: Metrics, status: StatusSource) -> Arc<Self> {
-        Arc::new(Admin { metrics, status, ready: AtomicBool::new(false) })
+        Arc::new(Admin { metrics, status, history: None, ready: AtomicBool::new(false) })
+    }
+
+    /// As [`Admin::new`], also serving `history` at `/v1/history` and the dashboard at `/`.
+    pub fn with_history(metrics: Metrics, status: StatusSource, history: HistorySource) -> Arc<Self> {
+        Arc::new(Admin { metrics, status, history: Some(history), ready: AtomicBool::new(false) })
     }
 
     /// Flip `/readyz`: true once serving, false when shutting down.
@@ -41,6 +52,13 @@ impl Admin {
             "/v1/status" => {
                 let body = serde_json::to_string_pretty(&(self.status)()).unwrap_or_default();
                 text(StatusCode::OK, body, "application/json")
+            }
+            // Compact: the page polls it every 2 s and it holds up to 900 samples per revision.
+            "/v1/history" if let Some(history) = &self.history => {
+                text(StatusCode::OK, serde_json::to_string(&history()).unwrap_or_default(), "application/json")
+            }
+            "/" if let Some(history) = &self.history => {
+                text(StatusCode::OK, crate::dashboard::page(&history()), "text/html; charset=utf-8")
             }
             _ => error_response(StatusCode::NOT_FOUND, "unknown admin endpoint", None),
         }

@@ -271,6 +271,7 @@ impl Handler for Gateway {
             Ok(response) => response,
             Err(error) => {
                 tracing::debug!(revision = %revision.name, %error, "request failed");
+                revision.metrics.count_failure(error.reason());
                 error_reply(&error)
             }
         };

@@ -5,6 +5,7 @@
 mod admin;
 mod admission;
 mod body;
+mod dashboard;
 mod gateway;
 mod h1;
 mod metrics;
@@ -12,7 +13,7 @@ mod mirror;
 mod revision;
 pub mod workers;
 
-pub use admin::{Admin, StatusSource};
+pub use admin::{Admin, HistorySource, StatusSource};
 pub use body::{GatewayBody, LeaseBody, error_reply, error_response};
 pub use gateway::Gateway;
 pub use metrics::{Metrics, RevisionMetrics};

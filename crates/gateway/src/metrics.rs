@@ -8,7 +8,7 @@ use prometheus::{
     TextEncoder,
 };
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use swell_activator::Throttler;
+use swell_activator::{FAILURE_REASONS, Throttler};
 
 /// Latency buckets in seconds: from sub-millisecond proxying to multi-second cold starts.
 const LATENCY_BUCKETS: &[f64] =
@@ -20,6 +20,7 @@ const CODE_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
+    failures: IntCounterVec,
     latency: HistogramVec,
     cold_starts: IntCounterVec,
     cold_start_seconds: HistogramVec,
@@ -30,6 +31,7 @@ pub struct Metrics {
     panic: IntGaugeVec,
     pub unrouted: IntCounter,
     pub config_reload_errors: IntCounter,
+    build_info: IntGaugeVec,
     /// Throttlers whose load the gauges show at each scrape; a revision that is gone drops out.
     sampled: Arc<Mutex<Vec<Sampled>>>,
 }
@@ -45,6 +47,7 @@ struct Sampled {
 #[derive(Debug, Clone)]
 pub struct RevisionMetrics {
     requests_by_class: [IntCounter; 5],
+    failures_by_reason: [IntCounter; FAILURE_REASONS.len()],
     pub latency: Histogram,
     pub cold_starts: IntCounter,
     pub cold_start_seconds: Histogram,
@@ -59,6 +62,13 @@ impl RevisionMetrics {
     pub fn count_response(&self, status: http::StatusCode) {
         let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
         self.requests_by_class[class].inc();
+    }
+
+    /// Count a request the gateway answered itself, for `reason` (one of `FAILURE_REASONS`, a bounded label).
+    pub fn count_failure(&self, reason: &str) {
+        if let Some(index) = FAILURE_REASONS.iter().position(|known| *known == reason) {
+            self.failures_by_reason[index].inc();
+        }
     }
 }
 
@@ -76,6 +86,14 @@ impl Metrics {
             requests: IntCounterVec::new(
                 Opts::new("swell_requests_total", "Requests answered, by revision and status class."),
                 &["revision", "code"],
+            )
+            .expect("static metric definition"),
+            failures: IntCounterVec::new(
+                Opts::new(
+                    "swell_request_failures_total",
+                    "Requests the gateway answered itself instead of a replica, by revision and reason.",
+                ),
+                &["revision", "reason"],
             )
             .expect("static metric definition"),
             latency: HistogramVec::new(
@@ -110,11 +128,17 @@ impl Metrics {
                 "Config reloads rejected; the last good config stays in force.",
             )
             .expect("static metric definition"),
+            build_info: IntGaugeVec::new(
+                Opts::new("swell_build_info", "Always 1; the labels say which build is running."),
+                &["version", "commit"],
+            )
+            .expect("static metric definition"),
             registry,
             sampled: Arc::default(),
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(metrics.requests.clone()),
+            Box::new(metrics.failures.clone()),
             Box::new(metrics.latency.clone()),
             Box::new(metrics.cold_starts.clone()),
             Box::new(metrics.cold_start_seconds.clone()),
@@ -125,6 +149,7 @@ impl Metrics {
             Box::new(metrics.panic.clone()),
             Box::new(metrics.unrouted.clone()),
             Box::new(metrics.config_reload_errors.clone()),
+            Box::new(metrics.build_info.clone()),
         ];
         for collector in collectors {
             metrics.registry.register(collector).expect("metric names are unique");
@@ -137,6 +162,7 @@ impl Metrics {
         let labels = &[name];
         RevisionMetrics {
             requests_by_class: CODE_CLASSES.map(|class| self.requests.with_label_values(&[name, class])),
+            failures_by_reason: FAILURE_REASONS.map(|reason| self.failures.with_label_values(&[name, reason])),
             latency: self.latency.with_label_values(labels),
             cold_starts: self.cold_starts.with_label_values(labels),
             cold_start_seconds: self.cold_start_seconds.with_label_values(labels),
@@ -145,6 +171,29 @@ impl Metrics {
             desired: self.desired.with_label_values(labels),
             ready: self.ready.with_label_values(labels),
             panic: self.panic.with_label_values(labels),
+        }
+    }
+
+    /// Say which build is running (`swell_build_info{version, commit} 1`).
+    pub fn set_build_info(&self, version: &str, commit: &str) {
+        self.build_info.with_label_values(&[version, commit]).set(1);
+    }
+
+    /// Delete every series of revision `name`, which is gone: otherwise `/metrics` would grow without bound
+    /// as revisions come and go, and show the last values of ones that no longer exist.
+    pub fn remove_revision(&self, name: &str) {
+        for class in CODE_CLASSES {
+            let _ = self.requests.remove_label_values(&[name, class]);
+        }
+        for reason in FAILURE_REASONS {
+            let _ = self.failures.remove_label_values(&[name, reason]);
+        }
+        let labels = &[name];
+        let _ = self.latency.remove_label_values(labels);
+        let _ = self.cold_starts.remove_label_values(labels);
+        let _ = self.cold_start_seconds.remove_label_values(labels);
+        for gauge in [&self.queued, &self.in_flight, &self.desired, &self.ready, &self.panic] {
+            let _ = gauge.remove_label_values(labels);
         }
     }
 
@@ -213,9 +262,15 @@ mod tests {
         drop((lease, waiting));
         let text = metrics.render();
         assert_eq!(line(&text, "swell_queue_depth{"), Some(r#"swell_queue_depth{revision="r"} 0"#));
-        // A revision that is gone stops being sampled.
+        handle.metrics.count_failure("queue_full");
+        let text = metrics.render();
+        let failures = r#"swell_request_failures_total{reason="queue_full",revision="r"} 1"#;
+        assert!(text.contains(failures), "{text}");
+        // A revision that is gone stops being sampled, and its series can be deleted.
         drop(handle);
         metrics.render();
         assert!(metrics.sampled.lock().expect("lock").is_empty());
+        metrics.remove_revision("r");
+        assert!(!metrics.render().contains(r#"revision="r""#), "{}", metrics.render());
     }
 }

@@ -44,9 +44,8 @@ fn crds_carry_schema_status_and_columns() {
             .map(|cols| cols.iter().map(|c| c["name"].as_str().unwrap_or("").to_owned()).collect())
             .unwrap_or_default()
     };
-    assert_eq!(columns(0), ["Ready", "Desired", "Ready Replicas", "Regular", "Burst", "Age"]);
-    assert_eq!(columns(1), ["URL", "Traffic", "Ready"]);
-    let template =
-        &docs[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["template"];
-    assert_eq!(template["x-kubernetes-preserve-unknown-fields"], true);
+    assert_eq!(columns(0), ["Ready", "Desired", "Ready Replicas", "Regular", "Burst", "Reason", "Age"]);
+    assert_eq!(columns(1), ["URL", "Traffic", "Ready", "Reason", "Age"]);
+    let reason = &docs[1]["spec"]["versions"][0]["additionalPrinterColumns"][3];
+    assert_eq!(reason["jsonPath"], r#".status.conditions[?(@.type=="Ready")].reason"#);
 }

@@ -1,8 +1,8 @@
 //! The gateway's own readiness probe of starting replicas. The kubelet probes every `periodSeconds` and
 //! the EndpointSlice follows after that, so a pod that is up can wait seconds for traffic while a cold
 //! request is held; the gateway probes it every 50 ms instead and routes to it on the first answer.
-//! A probe is an HTTP GET of the revision's `readinessPath` (2xx passes), or a TCP connect when the
-//! revision names no path. One loop per starting replica, stopped as soon as it answers, the slices call
+//! A probe is an HTTP GET of the revision's `readinessPath` (a 2xx passes, and with `readinessBodyContains`
+//! only one whose body contains that text), or a TCP connect when the revision names no path. One loop per starting replica, stopped as soon as it answers, the slices call
 //! the replica ready, or drop it.
 
 use crate::readiness::Readiness;
@@ -23,7 +23,9 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 /// What to ask a revision's replicas.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeTarget {
-    Http { path: String, protocol: Protocol },
+    /// `body_contains`: the revision's `readinessBodyContains`; a 2xx whose body lacks it does not pass.
+    Http { path: String, protocol: Protocol, body_contains: Option<String> },
+    /// No `readinessPath`: a connection is all that can be asked, so `readinessBodyContains` goes unused.
     Tcp,
 }
 
@@ -35,7 +37,11 @@ impl ProbeTarget {
         }
         // A path without a leading slash is taken as if it had one, as the local platform does.
         let slash = if path.starts_with('/') { "" } else { "/" };
-        ProbeTarget::Http { path: format!("{slash}{path}"), protocol: spec.protocol }
+        ProbeTarget::Http {
+            path: format!("{slash}{path}"),
+            protocol: spec.protocol,
+            body_contains: spec.readiness_body_contains.clone(),
+        }
     }
 }
 
@@ -59,14 +65,15 @@ impl EndpointProbe {
         EndpointProbe { http: swell_http::Prober::new(timeout), timeout }
     }
 
-    /// One probe of `addr`: true for a 2xx answer (or an accepted connection) within the timeout.
+    /// One probe of `addr`: true for a 2xx answer with the expected body text, if any (or an accepted
+    /// connection), within the timeout.
     pub async fn answers(&self, target: &ProbeTarget, addr: SocketAddr) -> bool {
         match target {
             ProbeTarget::Tcp => {
                 matches!(tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_)))
             }
-            ProbeTarget::Http { path, protocol } => match swell_http::readiness_uri(addr, path) {
-                Ok(uri) => self.http.is_ready(*protocol, &uri).await,
+            ProbeTarget::Http { path, protocol, body_contains } => match swell_http::readiness_uri(addr, path) {
+                Ok(uri) => self.http.is_ready(*protocol, &uri, body_contains.as_deref()).await,
                 Err(_) => false,
             },
         }
@@ -171,9 +178,23 @@ mod tests {
 
     #[test]
     fn the_target_follows_the_revision_spec() {
-        let http = |path: &str, protocol| ProbeTarget::Http { path: path.to_owned(), protocol };
+        let http = |path: &str, protocol| ProbeTarget::Http { path: path.to_owned(), protocol, body_contains: None };
         assert_eq!(ProbeTarget::of(&spec("/v1/models/m", "http1")), http("/v1/models/m", Protocol::Http1));
         assert_eq!(ProbeTarget::of(&spec("healthz", "h2c")), http("/healthz", Protocol::H2c));
         assert_eq!(ProbeTarget::of(&spec("", "http1")), ProbeTarget::Tcp);
+
+        let tfserving: RevisionSpec = serde_json::from_value(serde_json::json!({
+            "readinessPath": "/v1/models/chnsenticorp",
+            "readinessBodyContains": "AVAILABLE",
+        }))
+        .expect("a spec");
+        assert_eq!(
+            ProbeTarget::of(&tfserving),
+            ProbeTarget::Http {
+                path: "/v1/models/chnsenticorp".into(),
+                protocol: Protocol::Http1,
+                body_contains: Some("AVAILABLE".into()),
+            }
+        );
     }
 }

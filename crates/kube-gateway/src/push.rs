@@ -4,8 +4,13 @@
 //! gets the same stats as the leader. A failed POST is logged and dropped: next second's report replaces
 //! it, and the poke is repeated by the next cold request. A report's reply may carry drain orders
 //! ([`StatsReply`]); this module hands back every reply that came with a 2xx, and `drain` combines them.
+//!
+//! Control takes writes only from gateways: with a [`ControlToken`] (`--token-file`) every report and poke
+//! carries `Authorization: Bearer <token>`. A 401 is logged as a warning, not at debug like other
+//! failures: it means the gateway's and control's Secrets differ, and autoscaling is blind until fixed.
 
 use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -20,22 +25,59 @@ const POST_TIMEOUT: Duration = Duration::from_millis(800);
 /// A reply is a list of drain orders; anything near this size is not one.
 const MAX_REPLY_BYTES: usize = 1 << 20;
 
+/// The shared secret a gateway shows control, held as the ready `Authorization` value and marked
+/// sensitive (HTTP/2's HPACK then never indexes it). Its `Debug` never shows it: options are logged.
+#[derive(Clone)]
+pub struct ControlToken(HeaderValue);
+
+impl ControlToken {
+    /// `Err` names what is allowed: a token is a non-empty run of visible ASCII (no spaces or control
+    /// characters), which any header can carry as it is.
+    pub fn new(token: &str) -> Result<Self, String> {
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("allowed: one or more visible ASCII characters, without spaces".to_owned());
+        }
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())?;
+        value.set_sensitive(true);
+        Ok(ControlToken(value))
+    }
+}
+
+impl std::fmt::Debug for ControlToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ControlToken(<redacted>)")
+    }
+}
+
 #[derive(Clone)]
 pub struct ControlClient {
     /// `host:port` of the control Service.
     target: String,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Sent on every POST; `None` under `--insecure-no-token`.
+    token: Option<ControlToken>,
 }
 
 impl std::fmt::Debug for ControlClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ControlClient").field("target", &self.target).finish_non_exhaustive()
+        f.debug_struct("ControlClient")
+            .field("target", &self.target)
+            .field("token", &self.token.is_some())
+            .finish_non_exhaustive()
     }
 }
 
 impl ControlClient {
+    /// A client that sends no token; see [`ControlClient::with_token`].
     pub fn new(target: impl Into<String>) -> Self {
-        Self { target: target.into(), client: Client::builder(TokioExecutor::new()).build_http() }
+        Self { target: target.into(), client: Client::builder(TokioExecutor::new()).build_http(), token: None }
+    }
+
+    /// Every report and poke from now on carries `token`.
+    #[must_use]
+    pub fn with_token(mut self, token: Option<ControlToken>) -> Self {
+        self.token = token;
+        self
     }
 
     /// Report to every control replica. The replies of those that took the report (2xx), or `None` when
@@ -82,9 +124,12 @@ impl ControlClient {
     }
 
     async fn post(&self, addr: SocketAddr, path: &str, body: Bytes) -> Option<Bytes> {
-        let request = http::Request::post(format!("http://{addr}{path}"))
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(body));
+        let mut request =
+            http::Request::post(format!("http://{addr}{path}")).header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(ControlToken(value)) = &self.token {
+            request = request.header(http::header::AUTHORIZATION, value.clone());
+        }
+        let request = request.body(Full::new(body));
         let request = match request {
             Ok(request) => request,
             Err(error) => {
@@ -101,6 +146,13 @@ impl ControlClient {
         };
         match tokio::time::timeout(POST_TIMEOUT, exchange).await {
             Ok(Ok((status, body))) if status.is_success() => Some(body),
+            Ok(Ok((StatusCode::UNAUTHORIZED, body))) => {
+                let reason = String::from_utf8_lossy(&body);
+                let token =
+                    if self.token.is_some() { "differs from control's" } else { "missing (--insecure-no-token)" };
+                tracing::warn!(%addr, path, %reason, "control refused the gateway token: it is {token}");
+                None
+            }
             Ok(Ok((status, _))) => {
                 tracing::debug!(%addr, path, %status, "control refused a report");
                 None
@@ -140,5 +192,18 @@ mod tests {
         assert_eq!(parse_reply(b"{}"), StatsReply::default());
         let reply = parse_reply(br#"{"drain":[{"namespace":"ml","name":"bert","addresses":["10.0.0.7:8501"]}]}"#);
         assert_eq!(reply.drain[0].addresses, ["10.0.0.7:8501".parse::<SocketAddr>().expect("an address")]);
+    }
+
+    #[test]
+    fn a_token_is_visible_ascii_and_never_shown() {
+        let token = ControlToken::new("s3cret/token=").expect("a token");
+        assert_eq!(token.0, "Bearer s3cret/token=");
+        assert!(token.0.is_sensitive());
+        assert!(!format!("{token:?}").contains("s3cret"));
+        assert!(!format!("{:?}", ControlClient::new("control:9090").with_token(Some(token))).contains("s3cret"));
+        for bad in ["", "two words", "tab\there", "nul\0", "caf\u{e9}"] {
+            let error = ControlToken::new(bad).expect_err(bad);
+            assert!(error.contains("visible ASCII"), "{bad:?}: {error}");
+        }
     }
 }

@@ -10,7 +10,7 @@
 //! stop accepting, in-flight requests finish within the server's shutdown grace, and `run` returns.
 
 use crate::probe::Probes;
-use crate::push::ControlClient;
+use crate::push::{ControlClient, ControlToken};
 use crate::report::Reporter;
 use crate::sync::{Caches, ServedMap, Synced};
 use futures_util::StreamExt;
@@ -42,6 +42,8 @@ pub struct GatewayOptions {
     pub admin_listen: SocketAddr,
     /// `host:port` of the headless `swell-control` Service.
     pub control: String,
+    /// Shown to control on every report and poke (`--token-file`); `None` under `--insecure-no-token`.
+    pub control_token: Option<ControlToken>,
     /// This replica's name in stats reports (the pod name).
     pub identity: String,
     pub max_queued: usize,
@@ -98,7 +100,7 @@ pub async fn run(client: kube::Client, options: GatewayOptions, mut stop: mpsc::
     let admin_task =
         tokio::spawn(swell_gateway::serve(admin_listener, admin.clone(), options.admin_limits, stopped(serving)));
 
-    let control = ControlClient::new(options.control.clone());
+    let control = ControlClient::new(options.control.clone()).with_token(options.control_token.clone());
     tasks.spawn(Reporter::new(control.clone(), served.clone(), options.identity.clone()).run());
     let (poke_tx, poke_rx) = mpsc::unbounded_channel();
     tasks.spawn(forward_pokes(control, poke_rx));

@@ -15,7 +15,6 @@ use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 use swell_api::NamedRoute;
 use swell_gateway::{Gateway, Metrics, RevisionHandle, RevisionOptions, RevisionSet};
 use swell_kube_api::crd::{Revision, Route};
@@ -86,7 +85,7 @@ impl Synced {
         for revision in caches.revisions.state() {
             let Some(namespace) = revision.namespace() else { continue };
             let key = RevisionKey::new(namespace, revision.name_any());
-            let options = options(&revision, self.max_queued, self.max_queued_body_bytes);
+            let options = RevisionOptions::of(&revision.spec, self.max_queued, self.max_queued_body_bytes);
             let entry = match current.get(&key) {
                 Some(old) if old.handle.options == options => old.clone(),
                 Some(old) => {
@@ -107,6 +106,7 @@ impl Synced {
             // Requests held for a deleted revision would otherwise wait out their cold-start timeout.
             tracing::info!(revision = %key, "revision removed");
             gone.handle.throttler.close();
+            self.metrics.remove_revision(&gone.handle.name);
             replaced = true;
         }
         self.probes.retain(|key| next.contains_key(key));
@@ -171,16 +171,4 @@ fn slices_by_service(slices: &Store<EndpointSlice>) -> BTreeMap<RevisionKey, Sli
         }
     }
     by_service.into_iter().map(|(key, slices)| (key, slice_replicas(slices.iter().map(AsRef::as_ref)))).collect()
-}
-
-fn options(rev: &Revision, max_queued: usize, max_queued_body_bytes: u64) -> RevisionOptions {
-    let timeout = Duration::from_secs(rev.spec.timeout_seconds);
-    RevisionOptions {
-        container_concurrency: rev.spec.container_concurrency,
-        timeout,
-        cold_start_timeout: rev.spec.cold_start_timeout_seconds.map_or(timeout, Duration::from_secs),
-        max_queued,
-        max_queued_body_bytes,
-        protocol: rev.spec.protocol,
-    }
 }

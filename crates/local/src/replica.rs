@@ -116,6 +116,7 @@ pub(crate) fn start(
         addr,
         pid: spawned.pid,
         readiness,
+        readiness_body_contains: spec.readiness_body_contains.clone(),
         protocol: spec.protocol,
         drain_limit: Duration::from_secs(spec.timeout_seconds),
         context: Arc::clone(context),
@@ -141,6 +142,8 @@ struct Replica {
     /// Also the process group id.
     pid: i32,
     readiness: Uri,
+    /// The revision's `readinessBodyContains`: a 2xx whose body lacks it is a failed probe.
+    readiness_body_contains: Option<String>,
     protocol: Protocol,
     drain_limit: Duration,
     context: Arc<PlatformContext>,
@@ -188,7 +191,8 @@ impl ReplicaTask {
         loop {
             let probe = async {
                 sleep_until(next_probe).await;
-                replica.context.prober.is_ready(replica.protocol, &replica.readiness).await
+                let expected = replica.readiness_body_contains.as_deref();
+                replica.context.prober.is_ready(replica.protocol, &replica.readiness, expected).await
             };
             tokio::select! {
                 status = child.wait() => return ServingEnded::ExitedOnItsOwn(status),

@@ -3,6 +3,12 @@
 //! the pure plan from `reconcile`, then tells the observer if the ready set changed and publishes a snapshot for
 //! `counts` and `replicas`. Nothing here awaits a replica: starts are synchronous spawns and stops are orders to the
 //! replica's own task.
+//!
+//! A spec update that changes how a replica runs (its process, port, protocol or readiness check) rolls the
+//! revision, as a Kubernetes Deployment does: replicas of the new spec start until the desired count of them is
+//! ready, and each one that turns ready lets one replica of the old spec drain and stop, so the ready capacity
+//! never drops during the roll and held requests stay held. Other changes (scaling, timeouts) need no new
+//! replica.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,7 +25,7 @@ use crate::reconcile::{self, Readiness, ReplicaId};
 use crate::replica::{self, ReplicaEvent, ReplicaEventKind, ReplicaHandle, StopOrder};
 
 pub(crate) enum RevisionCommand {
-    /// A new spec from a config reload. Replicas already running keep the spec they started with.
+    /// A new spec from a config reload: a roll when it changes how replicas run (see the module doc).
     Update(Box<RevisionSpec>),
     /// Drain and stop every replica, then end the task.
     Remove,
@@ -45,6 +51,7 @@ pub(crate) fn spawn(name: &str, spec: RevisionSpec, context: &Arc<PlatformContex
         spec,
         context: Arc::clone(context),
         mode: Mode::Serving,
+        generation: 0,
         replicas: BTreeMap::new(),
         next_id: 0,
         backoff: CrashBackoff::new(options.crash_backoff_initial, options.crash_backoff_max),
@@ -74,6 +81,8 @@ enum Mode {
 struct Entry {
     replica: ReplicaHandle,
     phase: ReplicaPhase,
+    /// The spec generation it was started with; older ones are rolled away.
+    generation: u64,
     /// Has been in the ready set, so the observer may hold requests on it: stopping it means draining first.
     was_ready: bool,
 }
@@ -91,6 +100,8 @@ struct RevisionTask {
     spec: RevisionSpec,
     context: Arc<PlatformContext>,
     mode: Mode,
+    /// Counts the spec updates that changed how replicas run.
+    generation: u64,
     replicas: BTreeMap<ReplicaId, Entry>,
     next_id: ReplicaId,
     backoff: CrashBackoff,
@@ -122,7 +133,7 @@ impl RevisionTask {
             tokio::select! {
                 Some(event) = inbox.events.recv() => self.on_event(event),
                 command = inbox.commands.recv(), if commands_open => match command {
-                    Some(RevisionCommand::Update(spec)) => self.spec = *spec,
+                    Some(RevisionCommand::Update(spec)) => self.update(*spec),
                     Some(RevisionCommand::Remove) => {
                         if self.mode == Mode::Serving {
                             self.mode = Mode::Removing;
@@ -152,13 +163,52 @@ impl RevisionTask {
         tracing::debug!(revision = %self.name, "revision task finished");
     }
 
+    /// Takes a new spec; a change to how replicas run starts a roll.
+    fn update(&mut self, spec: RevisionSpec) {
+        if runs_differently(&self.spec, &spec) {
+            self.generation += 1;
+            tracing::info!(revision = %self.name, generation = self.generation, "spec changed: rolling the replicas");
+        }
+        self.spec = spec;
+    }
+
+    /// Drains replicas of older specs as replicas of the current one turn ready: as many old ones stay as the
+    /// current ones fall short of `desired` (none once enough are ready, all of them while none is).
+    fn roll(&mut self, desired: u32) {
+        let current_ready = self
+            .replicas
+            .values()
+            .filter(|entry| entry.generation == self.generation && entry.phase == ReplicaPhase::Ready)
+            .count();
+        let keep = (desired as usize).saturating_sub(current_ready);
+        let mut old: Vec<(ReplicaId, ReplicaPhase)> = self
+            .replicas
+            .iter()
+            .filter(|(_, entry)| entry.generation != self.generation && entry.phase != ReplicaPhase::Stopping)
+            .map(|(id, entry)| (*id, entry.phase))
+            .collect();
+        // Keep the ready ones longest: they are the capacity the roll must not lose.
+        old.sort_by_key(|(id, phase)| (*phase == ReplicaPhase::Ready, *id));
+        let surplus = old.len().saturating_sub(keep);
+        for (id, _) in old.into_iter().take(surplus) {
+            self.stop(id, StopOrder::Drain);
+        }
+    }
+
     /// Brings the replicas in line with the mode and the desired count.
     fn reconcile(&mut self, desired: u32) {
         self.wake_at = None;
         match self.mode {
             Mode::Serving => {
-                let active: Vec<(ReplicaId, Readiness)> =
-                    self.replicas.iter().filter_map(|(id, entry)| readiness(entry.phase).map(|r| (*id, r))).collect();
+                self.roll(desired);
+                // The count follows replicas of the current spec only; older ones are the roll's to stop.
+                let generation = self.generation;
+                let active: Vec<(ReplicaId, Readiness)> = self
+                    .replicas
+                    .iter()
+                    .filter(|(_, entry)| entry.generation == generation)
+                    .filter_map(|(id, entry)| readiness(entry.phase).map(|r| (*id, r)))
+                    .collect();
                 let plan = reconcile::plan(desired, &active);
                 if plan.start > 0 || !plan.stop.is_empty() {
                     tracing::debug!(
@@ -205,7 +255,9 @@ impl RevisionTask {
             self.next_id += 1;
             match replica::start(&self.context, &self.name, &self.spec, &process_spec, id, self.events.clone()) {
                 Ok(replica) => {
-                    self.replicas.insert(id, Entry { replica, phase: ReplicaPhase::Starting, was_ready: false });
+                    let entry =
+                        Entry { replica, phase: ReplicaPhase::Starting, generation: self.generation, was_ready: false };
+                    self.replicas.insert(id, entry);
                 }
                 Err(error) => {
                     let delay = self.backoff.record_crash();
@@ -287,6 +339,15 @@ impl RevisionTask {
             changed
         });
     }
+}
+
+/// Whether replicas of `new` run differently from replicas of `old`, so the revision must roll.
+fn runs_differently(old: &RevisionSpec, new: &RevisionSpec) -> bool {
+    old.process != new.process
+        || old.port != new.port
+        || old.protocol != new.protocol
+        || old.readiness_path != new.readiness_path
+        || old.readiness_body_contains != new.readiness_body_contains
 }
 
 /// How the scaling plan sees a phase; a stopping replica is not part of it.

@@ -1,7 +1,7 @@
 //! The local platform against real processes on 127.0.0.1: scale-up, replacement after an outside kill, drain
 //! before stop, the `timeoutSeconds` bound on drains, shutdown (including a child that ignores SIGTERM), crash
 //! backoff, the `{port}`/`PORT` substitution, and the rule that a starting replica is not killed while the ready
-//! ones fall short of desired.
+//! ones fall short of desired, and that a replica whose readiness body lacks `readinessBodyContains` stays unready.
 
 mod support;
 
@@ -295,4 +295,90 @@ async fn shutdown_cuts_a_drain_short() {
     // PATIENCE is a generous bound, but half the 60 s drain: reaching it means shutdown waited the drain out.
     tokio::time::timeout(PATIENCE, platform.shutdown()).await.expect("shutdown does not wait out the drain");
     assert!(!alive(pid));
+}
+
+#[tokio::test]
+async fn a_replica_whose_status_body_lacks_the_expected_text_stays_unready() {
+    // TF Serving's shape: the status path answers 200 while the model loads and says AVAILABLE once it has.
+    let root = scratch_file("model-status");
+    std::fs::create_dir_all(&root).expect("a scratch directory");
+    std::fs::write(root.join("status"), r#"{"state": "LOADING"}"#).expect("write the status");
+    let log = root.join("requests.log");
+    let script = format!(
+        "exec python3 -m http.server \"$PORT\" --bind 127.0.0.1 --directory '{}' 2>'{}'",
+        root.display(),
+        log.display()
+    );
+    let mut spec = shell_revision(&script, 5);
+    spec.readiness_path = "/status".into();
+    spec.readiness_body_contains = Some("AVAILABLE".into());
+    let recorder = Recorder::new(Drain::After(Duration::ZERO));
+    let platform = LocalPlatform::new(recorder.clone());
+    platform.upsert_revision("model", &spec);
+    platform.scale("model", 1);
+
+    // Probes go one after another, so once the server has logged its third 200 the first two have been
+    // judged: the replica is still starting, not ready.
+    poll_until("three probes answered 200", || {
+        std::fs::read_to_string(&log).is_ok_and(|logged| logged.matches("\"GET /status HTTP/1.1\" 200").count() >= 3)
+    })
+    .await;
+    let counts = platform.counts("model");
+    assert_eq!((counts.ready, counts.starting), (0, 1), "a 200 without AVAILABLE is not ready");
+    assert!(recorder.snapshot().ready("model").is_empty());
+
+    let staged = root.join("status.new");
+    std::fs::write(&staged, r#"{"state": "AVAILABLE"}"#).expect("write the status");
+    std::fs::rename(&staged, root.join("status")).expect("replace the status");
+    assert_eq!(recorder.wait_ready("model", 1).await.len(), 1, "ready once the body says so");
+    platform.shutdown().await;
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[tokio::test]
+async fn a_changed_process_spec_rolls_without_ever_emptying_the_ready_set() {
+    let recorder = Recorder::new(Drain::After(Duration::ZERO));
+    let platform = LocalPlatform::new(recorder.clone());
+    let spec = http_server_revision();
+    platform.upsert_revision("web", &spec);
+    platform.scale("web", 2);
+    let before = recorder.wait_ready("web", 2).await;
+    let old_pids = pids(&platform, "web");
+
+    // A new environment variable changes how the replicas run: the revision rolls.
+    let mut rolled = spec.clone();
+    let process = rolled.process.as_mut().expect("a process revision");
+    process.env.insert("SWELL_ROLL".into(), "2".into());
+    platform.upsert_revision("web", &rolled);
+    let record = recorder
+        .wait_for("two replicas of the new spec ready and none of the old", |r| {
+            let ready = r.ready("web");
+            ready.len() == 2 && ready.iter().all(|addr| !before.contains(addr))
+        })
+        .await;
+    eventually(PATIENCE, "the old replicas to exit", || async {
+        let left: Vec<u32> = old_pids.iter().copied().filter(|pid| alive(*pid)).collect();
+        support::when(left.is_empty(), left)
+    })
+    .await;
+    // Every ready set announced on the way had a replica in it: held requests always had somewhere to go.
+    let announced: Vec<&Vec<std::net::SocketAddr>> = record
+        .log
+        .iter()
+        .filter_map(|(_, seen)| match seen {
+            Seen::Endpoints { revision, ready } if revision == "web" => Some(ready),
+            _ => None,
+        })
+        .collect();
+    let first_full = announced.iter().position(|ready| ready.len() == 2).expect("a full ready set");
+    assert!(announced[first_full..].iter().all(|ready| !ready.is_empty()), "{announced:?}");
+    // A change that does not touch how replicas run (scaling) rolls nothing.
+    let now = pids(&platform, "web");
+    let mut rescaled = rolled.clone();
+    rescaled.timeout_seconds += 1;
+    platform.upsert_revision("web", &rescaled);
+    platform.scale("web", 2);
+    assert_eq!(recorder.wait_ready("web", 2).await.len(), 2);
+    assert_eq!(pids(&platform, "web"), now, "no replica restarted");
+    platform.shutdown().await;
 }

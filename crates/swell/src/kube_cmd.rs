@@ -2,6 +2,11 @@
 //! runs the leader-elected controller and autoscaler in the cluster, `swell gateway` the data path there.
 //! The logic lives in `swell-kube-api`, `swell-control` and `swell-kube-gateway`; this module only turns
 //! command-line arguments and the pod's environment into their options.
+//!
+//! Control's stats and poke endpoint steers the autoscaler, so both commands need `--token-file`, the
+//! token gateways show control (a Secret mounted in both). Without it they refuse to start unless
+//! `--insecure-no-token` says to run open, and then say so in a warning: an unauthenticated control plane
+//! should be a decision, never the default left by a forgotten flag.
 
 use anyhow::Context as _;
 
@@ -23,16 +28,85 @@ pub struct ControlArgs {
     /// Where gateways push statistics and pokes, and Prometheus scrapes `/metrics`.
     #[arg(long, default_value = "0.0.0.0:9090")]
     pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+impl ControlArgs {
+    /// The flags checked before anything starts, with errors naming the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        self.token.read().map(drop)
+    }
+}
+
+/// The control-plane token, the same two flags on `swell control` and `swell gateway`.
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// File holding the token gateways send control with every stats report and poke (`Authorization:
+    /// Bearer`), e.g. a mounted Secret's key; surrounding whitespace is ignored. Control answers 401 to
+    /// writes without it.
+    #[arg(long, value_name = "PATH", conflicts_with = "insecure_no_token")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Run without a token: control takes stats and pokes from anyone who reaches its port, gateways send
+    /// none. Only for a trial on a cluster nobody else can reach.
+    #[arg(long)]
+    pub insecure_no_token: bool,
+}
+
+/// A token file is a few dozen bytes; reading stops past this, so a wrong path (a log, a device) fails
+/// quickly instead of filling memory.
+const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+
+impl TokenArgs {
+    /// The token, `None` under `--insecure-no-token`, or an error naming the flag, the path and what is
+    /// allowed (never the file's content: it may be a secret, only in the wrong shape).
+    pub fn read(&self) -> Result<Option<String>, String> {
+        use std::io::Read as _;
+        let Some(path) = &self.token_file else {
+            return if self.insecure_no_token {
+                Ok(None)
+            } else {
+                Err("--token-file: missing; allowed: --token-file PATH, a file holding the token that gateways and \
+                     control share (a mounted Secret), or --insecure-no-token to run without one"
+                    .to_owned())
+            };
+        };
+        let shown = path.display();
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_TOKEN_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|error| format!("--token-file: {shown} cannot be read ({error}); allowed: a readable file"))?;
+        if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
+            return Err(format!(
+                "--token-file: {shown} is larger than {MAX_TOKEN_FILE_BYTES} bytes; allowed: a file holding only the token"
+            ));
+        }
+        let token = bytes.trim_ascii();
+        if token.is_empty() {
+            return Err(format!("--token-file: {shown} is empty; allowed: a file holding the token"));
+        }
+        // Not UTF-8 is not visible ASCII either: both get the same error.
+        let token = String::from_utf8_lossy(token);
+        swell_kube_gateway::push::ControlToken::new(&token)
+            .map_err(|allowed| format!("--token-file: the token in {shown} is not usable; {allowed}"))?;
+        Ok(Some(token.into_owned()))
+    }
 }
 
 /// `swell control`: in-cluster (or kubeconfig) client, then the controller until stopped.
 pub async fn control(args: ControlArgs) -> anyhow::Result<()> {
     // Before anything starts, so a SIGTERM at any point after start-up is a graceful stop.
     let mut signals = crate::serve::ShutdownSignals::install().context("installing the SIGTERM and SIGINT handlers")?;
+    let token = args.token.read().map_err(anyhow::Error::msg)?;
+    if token.is_none() {
+        tracing::warn!(listen = %args.listen, "--insecure-no-token: anyone who reaches this port can send stats and pokes");
+    }
     let options = swell_control::ControlOptions {
         namespace: args.namespace.or_else(|| env("POD_NAMESPACE")).unwrap_or_else(|| "swell-system".to_owned()),
         identity: identity(args.identity)?,
         listen: args.listen,
+        // `read` refuses an empty token, the only one `GatewayToken::new` turns down.
+        token: token.as_deref().and_then(swell_control::autoscale::GatewayToken::new),
     };
     let client = swell_kube_api::connect().await.context("connecting to the Kubernetes API")?;
     tokio::select! {
@@ -108,6 +182,8 @@ pub struct GatewayArgs {
     /// Connections the admin listener holds open at once, apart from the clients' budget (1 or more).
     #[arg(long, default_value_t = 64)]
     pub admin_max_connections: u64,
+    #[command(flatten)]
+    pub token: TokenArgs,
 }
 
 impl GatewayArgs {
@@ -116,7 +192,8 @@ impl GatewayArgs {
     pub fn validate(&self) -> Result<(), String> {
         self.drain_delay()?;
         let (gateway, admin) = self.listener_config()?;
-        swell_api::config::validate_listeners(&gateway, &admin).map_err(|error| as_flags(&error.to_string()))
+        swell_api::config::validate_listeners(&gateway, &admin).map_err(|error| as_flags(&error.to_string()))?;
+        self.token.read().map(drop)
     }
 }
 
@@ -219,12 +296,20 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let mut signals = crate::serve::ShutdownSignals::install().context("installing the SIGTERM and SIGINT handlers")?;
     let drain_delay = args.drain_delay().map_err(anyhow::Error::msg)?;
     let (gateway_config, admin_config) = args.listener_config().map_err(anyhow::Error::msg)?;
+    let control_token = args.token.read().map_err(anyhow::Error::msg)?;
+    if control_token.is_none() {
+        tracing::warn!(control = %args.control, "--insecure-no-token: stats and pokes go to control without a token");
+    }
+    let control_token = control_token
+        .map(|token| swell_kube_gateway::push::ControlToken::new(&token).map_err(anyhow::Error::msg))
+        .transpose()?;
     let open_files = crate::limits::raise_open_files_limit();
     let options = swell_kube_gateway::GatewayOptions {
         worker_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         listen: args.listen,
         admin_listen: args.admin_listen,
         control: args.control,
+        control_token,
         identity: identity(args.identity)?,
         max_queued: args.max_queued_requests,
         max_body_bytes: args.max_body_bytes,

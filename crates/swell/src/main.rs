@@ -6,6 +6,7 @@ mod kube_cmd;
 mod limits;
 mod serve;
 mod simulate;
+mod status_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -20,16 +21,29 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// Exit code for a config that cannot be used (EX_USAGE / EX_DATAERR family, as the brief asks: 64).
 const EXIT_BAD_CONFIG: u8 = 64;
 
+/// The version `swell --version` prints: the package version, and the commit and its date the binary was
+/// built from (see `build.rs`).
+const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SWELL_COMMIT"), ", ", env!("SWELL_COMMIT_DATE"), ")");
+/// The commit alone, for the `swell_build_info` metric.
+pub(crate) const COMMIT: &str = env!("SWELL_COMMIT");
+
 #[derive(Debug, Parser)]
-#[command(name = "swell", version, about = "Request-driven autoscaler and activator for model-inference services")]
+#[command(name = "swell", version = VERSION, about = "Request-driven autoscaler and activator for model-inference services")]
 struct Cli {
-    /// Log as JSON lines instead of human-readable text.
+    /// Log as JSON lines (one flat object per event) instead of human-readable text.
     #[arg(long, global = true)]
     log_json: bool,
+    /// What to log: a level (error, warn, info, debug, trace) or filter directives such as
+    /// `info,swell_gateway=debug` [default: $SWELL_LOG, else $RUST_LOG, else info].
+    #[arg(long, global = true)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
+// Parsed once and matched at once: the size of the largest variant (the gateway's many flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run gateway, autoscaler and local platform from a config file.
@@ -53,6 +67,8 @@ enum Command {
     Gateway(kube_cmd::GatewayArgs),
     /// Replay per-second load through the real decider in virtual time.
     Simulate(simulate::SimulateArgs),
+    /// Show a running `swell serve`'s revisions and routes (from its admin API); `--watch` to follow.
+    Status(status_cmd::StatusArgs),
     /// How `swell serve` starts a replica (hidden; see `swell_local::exec_replica`): die with `--parent-pid`,
     /// then become the command.
     #[command(name = swell_local::EXEC_REPLICA, hide = true)]
@@ -70,7 +86,10 @@ const EXIT_CANNOT_EXEC: u8 = 127;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_json);
+    if let Err(error) = init_tracing(cli.log_json, cli.log_level.as_deref()) {
+        eprintln!("error: {error}");
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    }
     match cli.command {
         Command::ExecReplica { parent_pid, command } => exec_replica(parent_pid, &command),
         Command::Serve { config, worker_threads } => serve::main(&config, worker_threads),
@@ -85,6 +104,10 @@ fn main() -> ExitCode {
             }
         },
         Command::Crds => report(kube_cmd::crds()),
+        Command::Control(args) if let Err(error) = args.validate() => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
         Command::Control(args) => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
             Ok(runtime) => report(runtime.block_on(kube_cmd::control(args))),
             Err(error) => report(Err(error.into())),
@@ -97,6 +120,7 @@ fn main() -> ExitCode {
             Ok(runtime) => report(runtime.block_on(kube_cmd::gateway(args))),
             Err(error) => report(Err(error.into())),
         },
+        Command::Status(args) => report(status_cmd::run(&args)),
         Command::Simulate(args) => match simulate::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -128,17 +152,27 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SWELL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logging from `--log-level`, else `SWELL_LOG`, else `RUST_LOG` (the variable Rust programs read by
+/// habit), else `info`. A bad `--log-level` is an error naming the flag; a bad variable falls back to `info`.
+fn init_tracing(json: bool, level: Option<&str>) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(level) => EnvFilter::try_new(level)
+            .map_err(|error| format!("--log-level: {level:?} is not a log filter ({error}); allowed: error, warn, info, debug, trace, or directives like \"info,swell_gateway=debug\""))?,
+        None => EnvFilter::try_from_env("SWELL_LOG")
+            .or_else(|_| EnvFilter::try_from_default_env())
+            .unwrap_or_else(|_| EnvFilter::new("info")),
+    };
     // Colour only on a terminal, so logs piped to files or tests stay plain `key=value` text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if json {
-        builder.json().init();
+        // Flat: the event's fields beside `timestamp`, `level` and `target`, not nested under `fields`.
+        builder.json().flatten_event(true).init();
     } else {
         builder.init();
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The `swell` command line as a user runs it: the bundled config checks clean, a bad one exits 64 naming
 //! the field, `swell crds` prints what `deploy/crds/` holds, and `swell simulate --stats` turns a load step
-//! into panic-mode decisions. (Being an integration test of this package also makes cargo build the
+//! into panic-mode decisions; `swell control` and `swell gateway` refuse to start without a usable
+//! `--token-file` or an explicit `--insecure-no-token`. (Being an integration test of this package also makes cargo build the
 //! `swell` binary that the workspace's end-to-end tests in `tests/` start.)
 
 use std::io::Write;
@@ -73,6 +74,96 @@ fn gateway_connection_timeouts_and_limits_out_of_range_exit_64_naming_the_flag()
         assert_eq!(output.status.code(), Some(64), "{flags:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(want), "{flags:?}: {stderr}");
+    }
+}
+
+/// `swell` with no route to a cluster: no kubeconfig, no in-cluster variables, so a command that gets past
+/// its flags fails at connecting, and nothing leaves this machine.
+fn swell_without_a_cluster() -> Command {
+    let mut command = swell();
+    command
+        .env("KUBECONFIG", std::env::temp_dir().join("swell-cli-no-such-kubeconfig"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT");
+    command
+}
+
+/// A file in the temp dir with `content`, removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str, content: &[u8]) -> Self {
+        let path = std::env::temp_dir().join(format!("swell-cli-{name}-{}", std::process::id()));
+        std::fs::write(&path, content).unwrap();
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn control_and_gateway_without_a_usable_token_file_exit_64_naming_the_flag_and_path() {
+    let empty = TempFile::new("token-empty", b" \n\t\n");
+    let spaced = TempFile::new("token-spaced", b"two words\n");
+    let huge = TempFile::new("token-huge", &[b'a'; 5000]);
+    let missing = std::env::temp_dir().join("swell-cli-no-such-token");
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (vec![], "--token-file: missing; allowed: --token-file PATH".to_owned()),
+        (vec!["--token-file".into(), path(&missing)], format!("--token-file: {} cannot be read (", path(&missing))),
+        (vec!["--token-file".into(), path(&empty.0)], format!("--token-file: {} is empty", path(&empty.0))),
+        (
+            vec!["--token-file".into(), path(&spaced.0)],
+            format!("--token-file: the token in {} is not usable; allowed: one or more visible ASCII", path(&spaced.0)),
+        ),
+        (
+            vec!["--token-file".into(), path(&huge.0)],
+            format!("--token-file: {} is larger than 4096 bytes", path(&huge.0)),
+        ),
+        (vec!["--token-file".into(), std::env::temp_dir().to_str().unwrap().to_owned()], "cannot be read (".to_owned()),
+    ];
+    for command in ["control", "gateway"] {
+        for (flags, want) in &cases {
+            let output = swell_without_a_cluster().arg(command).args(flags).output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(64), "{command} {flags:?}: {stderr}");
+            assert!(stderr.contains(want.as_str()), "{command} {flags:?}: {stderr}");
+            assert!(!stderr.contains("two words"), "the file's content is never shown: {stderr}");
+        }
+        // Both at once is a contradiction, refused by the parser.
+        let output =
+            swell_without_a_cluster().args([command, "--insecure-no-token", "--token-file"]).arg(&spaced.0).output();
+        let output = output.unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("cannot be used with"));
+    }
+}
+
+#[test]
+fn a_token_file_or_insecure_no_token_gets_past_the_flags() {
+    let token = TempFile::new("token-good", b"  s3cret-token-0123\n");
+    for command in ["control", "gateway"] {
+        let output = swell_without_a_cluster()
+            .args([command, "--identity", "cli-test", "--token-file"])
+            .arg(&token.0)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_ne!(output.status.code(), Some(64), "{command}: {stderr}");
+        assert!(stderr.contains("connecting to the Kubernetes API"), "{command}: {stderr}");
+        assert!(!stderr.contains("s3cret"), "{command}: {stderr}");
+
+        let output = swell_without_a_cluster()
+            .args([command, "--identity", "cli-test", "--insecure-no-token"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("connecting to the Kubernetes API"), "{command}: {stderr}");
+        assert!(stderr.contains("WARN") && stderr.contains("--insecure-no-token"), "a warning at start: {stderr}");
     }
 }
 

@@ -167,6 +167,11 @@ async fn slow_idle_and_silent_clients_are_cut_off_and_a_stalled_body_gets_408() 
     stalled.write_all(b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nhalf").await.unwrap();
     let (status, head, _) = response(&mut stalled).await;
     assert_eq!(status, 408, "{head}");
+    let metrics = swell.admin("/metrics").await.body;
+    assert!(
+        metrics.contains(r#"swell_request_failures_total{reason="client_timeout",revision="raw"} 1"#),
+        "the failure is counted with its reason: {metrics}"
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,12 @@
 //! gateway gets a 503 and its next second's report carries on, rather than control's memory growing.
 //! A report is answered with the current drain orders (`StatsReply`, from the `DrainBoard`): that is how
 //! gateways learn which replicas to stop sending to before a scale-in.
+//!
+//! The two writes take only gateways (`auth`): with a token configured, a request for either path without
+//! it is answered 401 before its body is read, so an unauthenticated sender costs no more than its
+//! headers. The reads (`/metrics`, `/healthz`) stay open for Prometheus and the kubelet.
 
+use super::auth::{GatewayToken, Refusal};
 use super::orders::DrainBoard;
 use crate::metrics::ControlMetrics;
 use bytes::Bytes;
@@ -57,12 +62,29 @@ pub struct ControlEndpoint {
     inbox: mpsc::Sender<Inbound>,
     metrics: ControlMetrics,
     orders: DrainBoard,
+    /// `None` only under `--insecure-no-token`: anyone who reaches the port may write.
+    token: Option<GatewayToken>,
 }
 
 impl ControlEndpoint {
-    /// `orders` is the autoscaler's board (`Autoscaler::board`).
-    pub fn new(inbox: mpsc::Sender<Inbound>, metrics: ControlMetrics, orders: DrainBoard) -> Self {
-        Self { inbox, metrics, orders }
+    /// `orders` is the autoscaler's board (`Autoscaler::board`); `token` what gateways must present on
+    /// stats and pokes, `None` to take them from anyone.
+    pub fn new(
+        inbox: mpsc::Sender<Inbound>,
+        metrics: ControlMetrics,
+        orders: DrainBoard,
+        token: Option<GatewayToken>,
+    ) -> Self {
+        Self { inbox, metrics, orders, token }
+    }
+
+    /// Whether a request may go on: one for a write path must carry the token (whatever its method, so a
+    /// wrong method is not a way to probe without one).
+    fn authorize(&self, head: &http::request::Parts) -> Result<(), Refusal> {
+        match (&self.token, head.uri.path()) {
+            (Some(token), STATS_PATH | POKE_PATH) => token.admits(&head.headers),
+            _ => Ok(()),
+        }
     }
 
     fn deliver(&self, inbound: Inbound) -> Response<Full<Bytes>> {
@@ -85,8 +107,13 @@ impl Handler for ControlEndpoint {
     // Control answers only with bodies it makes itself: nothing streams through this listener.
     type Body = Full<Bytes>;
 
-    async fn call(&self, request: Request<Incoming>, _peer: &Peer) -> Response<Full<Bytes>> {
+    async fn call(&self, request: Request<Incoming>, peer: &Peer) -> Response<Full<Bytes>> {
         let (head, body) = request.into_parts();
+        if let Err(refusal) = self.authorize(&head) {
+            self.metrics.unauthorized_requests.inc();
+            tracing::debug!(peer = %peer.addr, path = head.uri.path(), ?refusal, "refused a gateway write");
+            return unauthorized(refusal);
+        }
         let bytes = if head.method == Method::POST {
             match http_body_util::Limited::new(body, MAX_BODY_BYTES).collect().await {
                 Ok(collected) => collected.to_bytes(),
@@ -114,6 +141,14 @@ fn text(status: StatusCode, body: impl Into<Bytes>, content_type: &'static str) 
 /// `{"error": message}`, the shape every Swell listener answers errors in, so a gateway logs it alike.
 fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     text(status, serde_json::json!({ "error": message }).to_string(), "application/json")
+}
+
+/// 401 with the challenge and the reason; the connection closes after it (hyper does not keep a
+/// connection whose request body was left unread).
+fn unauthorized(refusal: Refusal) -> Response<Full<Bytes>> {
+    let mut response = error(StatusCode::UNAUTHORIZED, refusal.message());
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(refusal.challenge()));
+    response
 }
 
 #[cfg(test)]
@@ -161,7 +196,7 @@ mod tests {
     #[test]
     fn a_full_queue_answers_503_and_a_free_one_202() {
         let (tx, mut rx) = mpsc::channel(1);
-        let endpoint = ControlEndpoint::new(tx, ControlMetrics::new(), DrainBoard::default());
+        let endpoint = ControlEndpoint::new(tx, ControlMetrics::new(), DrainBoard::default(), None);
         let poke = || Inbound::Poke(RevisionKey::new("ml", "bert"));
         assert_eq!(endpoint.deliver(poke()).status(), StatusCode::ACCEPTED);
         assert_eq!(endpoint.deliver(poke()).status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -172,7 +207,7 @@ mod tests {
     async fn a_report_is_answered_with_the_drain_orders() {
         let (tx, _rx) = mpsc::channel(4);
         let board = DrainBoard::default();
-        let endpoint = ControlEndpoint::new(tx, ControlMetrics::new(), board.clone());
+        let endpoint = ControlEndpoint::new(tx, ControlMetrics::new(), board.clone(), None);
         let order = DrainOrder {
             namespace: "ml".into(),
             name: "bert".into(),

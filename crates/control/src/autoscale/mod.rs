@@ -7,6 +7,7 @@
 //! scales.
 
 mod apply;
+mod auth;
 mod book;
 mod deployed;
 mod endpoint;
@@ -15,6 +16,7 @@ mod runner;
 mod scale_in;
 mod victims;
 
+pub use auth::{GatewayToken, Refusal};
 pub use endpoint::{ControlEndpoint, Inbound};
 pub use orders::DrainBoard;
 pub use runner::Autoscaler;

@@ -166,3 +166,37 @@ fn the_bert_example_is_a_valid_burst_only_revision() {
     assert_eq!(pod["metadata"]["annotations"], json!({"k8s.aliyun.com/eci-use-specs": "ecs.gn6i-c4g1.xlarge"}));
     assert_eq!(pod["spec"]["tolerations"], json!([eci_toleration()]));
 }
+
+/// The seed example's gRPC Revision plans to an h2c Service on 8500 with the REST Revision's pod, and its
+/// Routes send each API to a Revision the example defines.
+#[test]
+fn the_bert_example_serves_grpc_as_h2c_and_routes_both_apis() {
+    let example = |file: &str| {
+        let path = format!("{}/../../deploy/examples/bert-tfserving/{file}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).expect("the example exists")
+    };
+    let parse = |file: &str| {
+        let mut rev: swell_kube_api::crd::Revision =
+            serde_yaml_ng::from_str(&example(file)).expect("the example parses as a Revision");
+        rev.metadata.uid = Some("uid".into());
+        rev
+    };
+    let (rest, grpc) = (parse("revision.yaml"), parse("revision-grpc.yaml"));
+    assert_eq!(grpc.spec.readiness_body_contains.as_deref(), Some("AVAILABLE"));
+    assert_eq!(rest.spec.readiness_body_contains.as_deref(), Some("AVAILABLE"));
+    assert_eq!(grpc.spec.template, rest.spec.template, "one pod for both APIs");
+    let plan = plan(&grpc, &Pools::default()).expect("the example is valid");
+    assert_eq!(
+        to_json(&plan.service)["spec"]["ports"],
+        json!([{"name": "h2c", "port": 8500, "appProtocol": "kubernetes.io/h2c"}])
+    );
+
+    let revisions = [rest.metadata.name.clone().expect("named"), grpc.metadata.name.clone().expect("named")];
+    let routes = example("route.yaml");
+    let routes: Vec<swell_kube_api::crd::Route> = serde_yaml_ng::Deserializer::from_str(&routes)
+        .map(|doc| serde::Deserialize::deserialize(doc).expect("each document parses as a Route"))
+        .collect();
+    let targets: Vec<String> =
+        routes.iter().flat_map(|route| route.spec.traffic.iter().map(|t| t.revision_name.clone())).collect();
+    assert_eq!(targets, revisions);
+}

@@ -104,6 +104,8 @@ pub(super) struct Served {
     pub(super) head_at: Instant,
     /// The client connection can carry another request.
     pub(super) keep: bool,
+    /// Why the gateway answered itself, when it did (a `FAILURE_REASONS` label).
+    pub(super) failure: Option<&'static str>,
 }
 
 /// Write `a` then `b`, gathered into as few system calls as the socket takes.

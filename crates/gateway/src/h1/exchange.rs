@@ -127,7 +127,7 @@ async fn forward(conn: &mut Conn, request: &RequestHead, slot: Slot, extras: &Ex
         pool::put(addr, upstream);
     }
     let keep = ended && !request.close && head.framing != Framing::UntilClose;
-    Forwarded::Served(Served { status: head.status, head_at, keep })
+    Forwarded::Served(Served { status: head.status, head_at, keep, failure: None })
 }
 
 /// Send the request (head from `conn.out`, body from the client) and read the response head. A pooled

@@ -32,7 +32,8 @@ pub(super) async fn write_error(conn: &mut Conn, request: &RequestHead, error: P
         put_header(&mut conn.out, b"retry-after", RETRY_AFTER_SECONDS.as_bytes());
     }
     conn.out.extend_from_slice(b"\r\n");
-    finish_local(conn, status, body.as_bytes(), keep).await
+    let served = finish_local(conn, status, body.as_bytes(), keep).await;
+    Served { failure: Some(error.reason()), ..served }
 }
 
 /// Answer with a route's fixed fallback response.
@@ -63,5 +64,5 @@ fn start_local(out: &mut Vec<u8>, status: StatusCode, body_len: usize, keep: boo
 async fn finish_local(conn: &mut Conn, status: StatusCode, body: &[u8], keep: bool) -> Served {
     let send = Deadline::Pause(conn.limits.send_timeout);
     let written = within(&mut conn.timer, send, write_all2(&mut conn.stream, &conn.out, body)).await;
-    Served { status, head_at: Instant::now(), keep: keep && written.is_ok() }
+    Served { status, head_at: Instant::now(), keep: keep && written.is_ok(), failure: None }
 }

@@ -122,6 +122,9 @@ async fn serve(connection: Accepted, gateway: Arc<Gateway>) -> Option<Handoff> {
                 let primary = routed.revision.clone();
                 let served = exchange::dispatch(&mut conn, &request, routed, start).await;
                 primary.metrics.count_response(served.status);
+                if let Some(reason) = served.failure {
+                    primary.metrics.count_failure(reason);
+                }
                 primary.metrics.latency.observe(served.head_at.duration_since(start).as_secs_f64());
                 if !served.keep || *stopping.borrow() {
                     return None;

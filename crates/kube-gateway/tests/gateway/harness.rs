@@ -37,6 +37,7 @@ pub struct Cluster {
     pub gateway: Arc<Gateway>,
     pub served: ServedMap,
     pub synced: Synced,
+    pub metrics: Metrics,
 }
 
 impl Cluster {
@@ -52,7 +53,13 @@ impl Cluster {
             slices,
             gateway: Gateway::new(RouteTable::default(), metrics.clone(), 0),
             served: ServedMap::default(),
-            synced: Synced::new(metrics, 100, None, Probes::new(EndpointProbe::new(Duration::from_millis(200)))),
+            synced: Synced::new(
+                metrics.clone(),
+                100,
+                None,
+                Probes::new(EndpointProbe::new(Duration::from_millis(200))),
+            ),
+            metrics,
         }
     }
 
@@ -136,6 +143,8 @@ pub fn slice(revision: &str, port: u16, endpoints: &[(&str, Listed)]) -> Endpoin
 pub struct Received {
     pub method: String,
     pub path: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
     pub body: Bytes,
 }
 
@@ -192,8 +201,12 @@ async fn accept(listener: TcpListener, answer: Arc<Mutex<(u16, String)>>, tx: mp
             async move {
                 let method = request.method().to_string();
                 let path = request.uri().path().to_owned();
+                let authorization = request
+                    .headers()
+                    .get(hyper::header::AUTHORIZATION)
+                    .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
                 let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                let _ = tx.send(Received { method, path, body });
+                let _ = tx.send(Received { method, path, authorization, body });
                 let (status, body) = answer.lock().expect("answer lock").clone();
                 let response = hyper::Response::builder().status(status).body(Full::new(Bytes::from(body)));
                 Ok::<_, Infallible>(response.expect("a response"))

@@ -1,5 +1,6 @@
 //! The gateway's own probe against real listeners on 127.0.0.1: what passes (a 2xx on the readiness
-//! path, over HTTP/1.1 or h2c, or an accepted connection), that a replica that never answers costs one
+//! path, over HTTP/1.1 or h2c, with the expected body text when the revision names one, or an accepted
+//! connection), that a replica that never answers costs one
 //! timeout (paused time), and that the probe loops follow the replicas and target they are given.
 
 use crate::harness::{Cluster, TestServer, eventually, key};
@@ -14,7 +15,16 @@ use swell_kube_gateway::probe::{EndpointProbe, PROBE_TIMEOUT, ProbeTarget, Probe
 use tokio::net::TcpListener;
 
 fn http(path: &str, protocol: Protocol) -> ProbeTarget {
-    ProbeTarget::Http { path: path.to_owned(), protocol }
+    ProbeTarget::Http { path: path.to_owned(), protocol, body_contains: None }
+}
+
+/// TF Serving's model status as the seed probes it: 200 in every state, `AVAILABLE` once loaded.
+fn tfserving(protocol: Protocol) -> ProbeTarget {
+    ProbeTarget::Http { path: "/v1/models/chnsenticorp".into(), protocol, body_contains: Some("AVAILABLE".into()) }
+}
+
+fn model_status(state: &str) -> String {
+    format!(r#"{{"model_version_status": [{{"version": "1", "state": "{state}", "status": {{"error_code": "OK"}}}}]}}"#)
 }
 
 /// A loopback port nothing listens on (bound, then released).
@@ -36,6 +46,44 @@ async fn an_http_probe_passes_on_a_2xx_of_the_readiness_path() {
     replica.answer(404, "no such model");
     assert!(!prober.answers(&http("/v1/models/m", Protocol::Http1), replica.addr).await);
     assert!(!prober.answers(&http("/", Protocol::Http1), closed_port().await).await);
+}
+
+#[tokio::test]
+async fn an_http_probe_with_a_body_check_passes_only_once_the_body_says_so() {
+    let replica = TestServer::start(200, &model_status("LOADING")).await;
+    let prober = EndpointProbe::default();
+    for protocol in [Protocol::Http1, Protocol::H2c] {
+        assert!(!prober.answers(&tfserving(protocol), replica.addr).await, "200 while loading: {protocol:?}");
+        assert!(prober.answers(&http("/v1/models/chnsenticorp", protocol), replica.addr).await);
+    }
+    replica.answer(200, &model_status("AVAILABLE"));
+    for protocol in [Protocol::Http1, Protocol::H2c] {
+        assert!(prober.answers(&tfserving(protocol), replica.addr).await, "available: {protocol:?}");
+    }
+    replica.answer(503, &model_status("AVAILABLE"));
+    assert!(!prober.answers(&tfserving(Protocol::Http1), replica.addr).await, "the text does not excuse a 503");
+}
+
+#[tokio::test]
+async fn a_starting_replica_whose_model_still_loads_stays_out_of_the_ready_set() {
+    let mut replica = TestServer::start(200, &model_status("LOADING")).await;
+    let mut cluster = Cluster::new();
+    cluster.apply_revision(revision("bert", json!({}))).step();
+    let readiness = cluster.revision("bert").readiness;
+    readiness.set_slices(SliceReplicas { ready: BTreeSet::new(), starting: BTreeSet::from([replica.addr]) });
+    let mut probes = Probes::default();
+    probes.sync(&key("bert"), &tfserving(Protocol::Http1), &[replica.addr], &readiness);
+
+    // The loop sends a probe only after handling the one before, so by the third request two 200s without
+    // the word have been judged.
+    for _ in 0..3 {
+        assert_eq!(replica.next().await.path, "/v1/models/chnsenticorp");
+    }
+    assert!(readiness.ready().is_empty(), "a 200 without AVAILABLE is not ready");
+    assert_eq!(readiness.to_probe(), [replica.addr]);
+
+    replica.answer(200, &model_status("AVAILABLE"));
+    eventually("the replica is ready once its model is", || readiness.ready() == [replica.addr]).await;
 }
 
 #[tokio::test]

@@ -1,16 +1,19 @@
 //! The stats round with a local control server: the report carries each replica's requests in flight and
 //! the drained ones; a drain order in the reply takes a replica out of the ready set at once, withdrawing
 //! it brings it back; replies from several control replicas are united; orders outlive a silent control
-//! only for a while.
+//! only for a while. With a token, every report and poke carries it as `Authorization: Bearer`; without
+//! one, none does.
 
 use crate::harness::{Cluster, Listed, TestServer, slice};
 use crate::support::revision;
 use serde_json::json;
 use std::net::SocketAddr;
 use swell_activator::Admission;
-use swell_kube_api::stats::{EndpointStats, RevisionKey, RevisionStats, STATS_PATH, StatsReport};
+use swell_kube_api::stats::{
+    EndpointStats, POKE_PATH, PokeRequest, RevisionKey, RevisionStats, STATS_PATH, StatsReport,
+};
 use swell_kube_gateway::drain_orders::DrainOrders;
-use swell_kube_gateway::push::ControlClient;
+use swell_kube_gateway::push::{ControlClient, ControlToken};
 use swell_kube_gateway::report::{ORDERS_OUTLIVE_CONTROL, Reporter};
 use tokio::time::Instant;
 
@@ -138,4 +141,29 @@ async fn orders_stand_while_control_is_silent_but_not_for_good() {
     reporter.round().await;
     assert_eq!(throttler.ready(), [addr("10.0.0.1:8501"), addr("10.0.0.2:8501")]);
     assert!(reporter.orders().is_empty());
+}
+
+#[tokio::test]
+async fn reports_and_pokes_carry_the_token_when_there_is_one() {
+    let mut control = TestServer::start(200, "").await;
+    let report = StatsReport { gateway: "gw-0".into(), revisions: Vec::new() };
+    let poke = PokeRequest { namespace: "default".into(), name: "bert".into() };
+    let token = ControlToken::new("gw-s3cret").expect("a token");
+    for (token, want) in [(Some(token), Some("Bearer gw-s3cret")), (None, None)] {
+        let client = ControlClient::new(control.addr.to_string()).with_token(token);
+        client.stats(&report).await.expect("control answered");
+        let received = control.next().await;
+        assert_eq!((received.path.as_str(), received.authorization.as_deref()), (STATS_PATH, want));
+        client.poke(&poke).await;
+        let received = control.next().await;
+        assert_eq!((received.path.as_str(), received.authorization.as_deref()), (POKE_PATH, want));
+    }
+}
+
+#[tokio::test]
+async fn a_refused_token_is_no_answer() {
+    let control = TestServer::start(401, r#"{"error":"the bearer token is not the gateway token"}"#).await;
+    let client = ControlClient::new("unused:1").with_token(Some(ControlToken::new("stale").expect("a token")));
+    let report = StatsReport { gateway: "gw-0".into(), revisions: Vec::new() };
+    assert!(client.stats_at(&[control.addr], &report).await.is_none());
 }

@@ -1,15 +1,17 @@
 //! `swell_kube_gateway::run` stopping as a terminating pod should: `/readyz` turns 503 while requests are
 //! still served for the drain delay, then held requests get 503 with Retry-After, the listeners close and
 //! `run` returns. The API server is a mock that lists one Route and its Revision (with no replicas, so a
-//! request to it is held) and leaves every watch open.
+//! request to it is held) and leaves every watch open. The same running gateway shows its control token on
+//! every stats report and poke (`run` wires `--token-file` through to the client).
 
-use crate::harness::PATIENCE;
+use crate::harness::{PATIENCE, TestServer};
 use crate::support::{revision, route};
 use http::{Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
+use swell_kube_gateway::push::ControlToken;
 use swell_kube_gateway::{GatewayOptions, run};
 use swell_test_support::{eventually, when};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -57,17 +59,23 @@ struct Running {
 }
 
 fn start(drain_delay: Duration) -> Running {
+    start_with(drain_delay, |_| {})
+}
+
+/// [`start`] with the options changed by `edit` first.
+fn start_with(drain_delay: Duration, edit: impl FnOnce(&mut GatewayOptions)) -> Running {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     tokio::spawn(api_server(handle));
     let (gateway, admin) =
         (SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())), SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())));
-    let options = GatewayOptions {
+    let mut options = GatewayOptions {
         worker_threads: 1,
         listen: gateway,
         admin_listen: admin,
         // Nothing listens there: stats and pokes fail quickly and are only logged.
         control: "127.0.0.1:1".to_owned(),
+        control_token: None,
         identity: "gateway-0".to_owned(),
         max_queued: 100,
         max_body_bytes: 0,
@@ -76,6 +84,7 @@ fn start(drain_delay: Duration) -> Running {
         admin_limits: swell_gateway::ServerLimits::default(),
         drain_delay,
     };
+    edit(&mut options);
     let (stop, stop_rx) = mpsc::unbounded_channel();
     let run = tokio::spawn(run(client, options, stop_rx));
     Running { gateway, admin, stop, run }
@@ -161,4 +170,37 @@ async fn a_dropped_stop_sender_stops_too() {
     wait_for_status(admin, "/readyz", 200).await;
     drop(stop);
     tokio::time::timeout(PATIENCE, run).await.expect("run returns").expect("task").expect("run is Ok");
+}
+
+#[tokio::test]
+async fn every_report_and_poke_carries_the_control_token() {
+    let mut control = TestServer::start(200, "").await;
+    let token = ControlToken::new("gw-s3cret").expect("a token");
+    let gateway = start_with(Duration::from_secs(3600), |options| {
+        options.control = control.addr.to_string();
+        options.control_token = Some(token);
+    });
+    wait_for_status(gateway.admin, "/readyz", 200).await;
+    // bert has no replicas: the request is held and the revision poked.
+    let held = tokio::spawn(get(gateway.gateway, "/bert/predict"));
+    let (mut reports, mut pokes) = (0, 0);
+    while reports == 0 || pokes == 0 {
+        let received = control.next().await;
+        assert_eq!(
+            received.authorization.as_deref(),
+            Some("Bearer gw-s3cret"),
+            "{} {}",
+            received.method,
+            received.path
+        );
+        match received.path.as_str() {
+            "/v1/stats" => reports += 1,
+            "/v1/poke" => pokes += 1,
+            other => panic!("unexpected POST {other}"),
+        }
+    }
+    gateway.stop.send(()).expect("run is listening");
+    gateway.stop.send(()).expect("run is listening");
+    tokio::time::timeout(PATIENCE, held).await.expect("answered").expect("task");
+    tokio::time::timeout(PATIENCE, gateway.run).await.expect("run returns").expect("task").expect("run is Ok");
 }

@@ -144,9 +144,12 @@ async fn a_deleted_revision_answers_its_waiters_and_leaves_the_route_table() {
     assert_eq!(cluster.routed("/").as_deref(), Some("default/bert"));
     let waiting = queued(&cluster, "bert");
 
+    assert!(cluster.metrics.render().contains(r#"revision="default/bert""#));
     cluster.delete_revision(bert).step();
     assert!(!cluster.serves("bert"));
     assert_eq!(cluster.routed("/"), None);
+    let metrics = cluster.metrics.render();
+    assert!(!metrics.contains(r#"revision="default/bert""#), "its series are gone: {metrics}");
     let answer = tokio::time::timeout(PATIENCE, waiting.granted()).await.expect("answered in time");
     assert_eq!(answer.err(), Some(AcquireError::Closed));
 }

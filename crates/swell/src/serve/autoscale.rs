@@ -3,13 +3,16 @@
 //! step the cluster's control plane runs too), and a changed desired scale goes to the platform. A poke from a throttler (a request arrived with no replica ready) runs the
 //! same step for that revision at once, so scale from zero starts within milliseconds, not at the next tick.
 //! Settings are read from an `ArcSwap` each tick, so a hot reload applies from the next tick and the
-//! deciders keep their windows.
+//! deciders keep their windows. The revisions are read from the live set too: before each step the
+//! autoscaler follows a config edit (a new managed revision gets a scaler and its initial scale, a removed
+//! one is forgotten, a changed one keeps its scaler and has its settings resolved again).
 
-use super::Revision;
+use super::{Revision, Revisions};
 use arc_swap::ArcSwap;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use swell_api::LocalConfig;
 use swell_api::settings::{AutoscalerSettings, RevisionSettings};
@@ -20,11 +23,11 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 const TICK: Duration = Duration::from_secs(1);
 
-/// The last decision per revision (by config index), as shown on `/v1/status`. Kept as plain data and
-/// rendered only when the status is read, so the every-second tick formats nothing.
+/// The last decision per revision (by name), as shown on `/v1/status`. Kept as plain data and rendered
+/// only when the status is read, so the every-second tick formats nothing.
 #[derive(Clone, Default)]
 pub(crate) struct Decisions {
-    slots: Arc<Vec<Mutex<Option<LastDecision>>>>,
+    slots: Arc<Mutex<HashMap<String, LastDecision>>>,
 }
 
 struct LastDecision {
@@ -34,25 +37,28 @@ struct LastDecision {
 }
 
 impl Decisions {
-    fn new(len: usize) -> Self {
-        Decisions { slots: Arc::new((0..len).map(|_| Mutex::new(None)).collect()) }
+    // Plain data: a panic elsewhere cannot leave it half-written, so a poisoned lock is still usable.
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, LastDecision>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn get(&self, index: usize) -> Value {
-        let Some(Ok(slot)) = self.slots.get(index).map(|slot| slot.lock()) else { return Value::Null };
-        slot.as_ref().map_or(Value::Null, |last| decision_json(&last.decision, &last.settings, last.at))
+    pub(crate) fn get(&self, name: &str) -> Value {
+        self.slots().get(name).map_or(Value::Null, |last| decision_json(&last.decision, &last.settings, last.at))
     }
 
-    fn set(&self, index: usize, decision: Decision, settings: &RevisionSettings, at: Duration) {
-        if let Some(Ok(mut slot)) = self.slots.get(index).map(|slot| slot.lock()) {
-            *slot = Some(LastDecision { decision, settings: settings.clone(), at });
-        }
+    fn set(&self, name: &str, decision: Decision, settings: &RevisionSettings, at: Duration) {
+        self.slots().insert(name.to_owned(), LastDecision { decision, settings: settings.clone(), at });
+    }
+
+    fn keep(&self, scaled: &[Scaled]) {
+        self.slots().retain(|name, _| scaled.iter().any(|s| s.revision.name == *name));
     }
 }
 
 /// One managed revision's scaler and what the platform was last told.
 struct Scaled {
-    index: usize,
+    /// The revision as last seen in the live set.
+    revision: Revision,
     scaler: Scaler,
     settings: RevisionSettings,
     /// The global settings `settings` was resolved from; a different pointer means a reload happened.
@@ -61,7 +67,9 @@ struct Scaled {
 }
 
 pub(crate) struct Autoscaler {
-    revisions: Arc<Vec<Revision>>,
+    revisions: Revisions,
+    /// The list `scaled` was built from; a different pointer means a config edit happened.
+    seen: Arc<Vec<Revision>>,
     platform: LocalPlatform,
     settings: Arc<ArcSwap<AutoscalerSettings>>,
     scaled: Vec<Scaled>,
@@ -71,30 +79,19 @@ pub(crate) struct Autoscaler {
 
 impl Autoscaler {
     /// Resolve every managed revision's settings and apply its initial scale.
-    pub(crate) fn new(
-        config: &LocalConfig,
-        revisions: Arc<Vec<Revision>>,
-        platform: LocalPlatform,
-    ) -> anyhow::Result<Self> {
+    pub(crate) fn new(config: &LocalConfig, revisions: Revisions, platform: LocalPlatform) -> anyhow::Result<Self> {
         let global = Arc::new(AutoscalerSettings::from_map(&config.autoscaler)?);
         let epoch = Instant::now();
+        let seen = revisions.load_full();
         let mut scaled = Vec::new();
-        for (index, revision) in revisions.iter().enumerate().filter(|(_, r)| r.spec.is_managed()) {
+        for revision in seen.iter().filter(|r| r.spec.is_managed()) {
             let settings = global.for_revision(&revision.spec)?;
-            let desired = settings.initial_scale;
-            platform.scale(&revision.name, desired);
-            revision.handle.metrics.desired.set(desired as i64);
-            scaled.push(Scaled {
-                index,
-                scaler: Scaler::new(&settings, Duration::ZERO, 0),
-                settings,
-                resolved_from: global.clone(),
-                desired,
-            });
+            scaled.push(Scaled::start(revision, settings, &global, &platform, Duration::ZERO));
         }
         Ok(Autoscaler {
-            decisions: Decisions::new(revisions.len()),
+            decisions: Decisions::default(),
             revisions,
+            seen,
             platform,
             settings: Arc::new(ArcSwap::new(global)),
             scaled,
@@ -111,26 +108,67 @@ impl Autoscaler {
         self.settings.clone()
     }
 
-    pub(crate) async fn run(mut self, mut pokes: mpsc::UnboundedReceiver<usize>, stop: impl Future<Output = ()>) {
+    pub(crate) async fn run(mut self, mut pokes: mpsc::UnboundedReceiver<Arc<str>>, stop: impl Future<Output = ()>) {
         let mut ticks = tokio::time::interval_at(self.epoch + TICK, TICK);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
+                    self.follow_edits();
                     for i in 0..self.scaled.len() {
                         self.step(i);
                     }
                 }
-                Some(index) = pokes.recv() => self.poke(index),
+                Some(name) = pokes.recv() => {
+                    self.follow_edits();
+                    self.poke(&name);
+                }
                 () = &mut stop => return,
             }
         }
     }
 
+    /// Bring the scalers in line with the live revision set after a config edit. The reloader resolved
+    /// every managed revision's settings before publishing the set, so resolving cannot fail here.
+    fn follow_edits(&mut self) {
+        let current = self.revisions.load_full();
+        if Arc::ptr_eq(&current, &self.seen) {
+            return;
+        }
+        let now = self.epoch.elapsed();
+        let global = self.settings.load_full();
+        let mut before: HashMap<String, Scaled> = self.scaled.drain(..).map(|s| (s.revision.name.clone(), s)).collect();
+        for revision in current.iter().filter(|r| r.spec.is_managed()) {
+            match before.remove(&revision.name) {
+                Some(mut scaled) => {
+                    if scaled.revision.spec != revision.spec {
+                        match global.for_revision(&revision.spec) {
+                            Ok(settings) => scaled.settings = settings,
+                            Err(error) => {
+                                tracing::error!(revision = %revision.name, %error, "edited settings rejected")
+                            }
+                        }
+                        scaled.resolved_from = global.clone();
+                    }
+                    scaled.revision = revision.clone();
+                    self.scaled.push(scaled);
+                }
+                None => match global.for_revision(&revision.spec) {
+                    Ok(settings) => {
+                        self.scaled.push(Scaled::start(revision, settings, &global, &self.platform, now));
+                    }
+                    Err(error) => tracing::error!(revision = %revision.name, %error, "new revision not scaled"),
+                },
+            }
+        }
+        self.decisions.keep(&self.scaled);
+        self.seen = current;
+    }
+
     /// A request is waiting at a revision with no ready replica.
-    fn poke(&mut self, index: usize) {
-        let Some(i) = self.scaled.iter().position(|s| s.index == index) else { return };
+    fn poke(&mut self, name: &str) {
+        let Some(i) = self.scaled.iter().position(|s| s.revision.name == name) else { return };
         // Only a revision the autoscaler has at zero needs an early decision; one already scaling up
         // just has to finish starting.
         if self.scaled[i].desired == 0 {
@@ -142,7 +180,7 @@ impl Autoscaler {
         let now = self.epoch.elapsed();
         let global = self.settings.load_full();
         let scaled = &mut self.scaled[i];
-        let revision = &self.revisions[scaled.index];
+        let revision = &scaled.revision;
         if !Arc::ptr_eq(&global, &scaled.resolved_from) {
             // Validated by the reloader before the swap, so this only fails on a reloader bug; keep the old.
             match global.for_revision(&revision.spec) {
@@ -166,7 +204,24 @@ impl Autoscaler {
             revision.handle.metrics.desired.set(desired as i64);
         }
         revision.handle.metrics.panic.set(i64::from(decision.in_panic));
-        self.decisions.set(scaled.index, decision, &scaled.settings, now);
+        self.decisions.set(&revision.name, decision, &scaled.settings, now);
+    }
+}
+
+impl Scaled {
+    /// A new scaler for a managed revision, at its initial scale.
+    fn start(
+        revision: &Revision,
+        settings: RevisionSettings,
+        global: &Arc<AutoscalerSettings>,
+        platform: &LocalPlatform,
+        now: Duration,
+    ) -> Self {
+        let desired = settings.initial_scale;
+        platform.scale(&revision.name, desired);
+        revision.handle.metrics.desired.set(desired as i64);
+        let scaler = Scaler::new(&settings, now, 0);
+        Scaled { revision: revision.clone(), scaler, settings, resolved_from: global.clone(), desired }
     }
 }
 

@@ -4,18 +4,20 @@
 //! On SIGINT or SIGTERM it stops accepting, lets requests finish (bounded) and stops every child process.
 
 mod autoscale;
+mod history;
 mod observer;
 mod reload;
 mod status;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use swell_api::LocalConfig;
-use swell_gateway::{Admin, Gateway, Metrics, RevisionHandle, RevisionOptions, RevisionSet};
+use swell_gateway::{Gateway, Metrics, RevisionHandle, RevisionSet};
 use swell_local::{LocalPlatform, PlatformOptions};
 use swell_router::RouteTable;
 use tokio::net::TcpListener;
@@ -63,36 +65,32 @@ pub fn main(config_path: &Path, worker_threads: Option<usize>) -> ExitCode {
 }
 
 /// Everything one revision is, across the components.
+#[derive(Clone)]
 pub(crate) struct Revision {
     pub name: String,
     pub spec: swell_api::RevisionSpec,
     pub handle: Arc<RevisionHandle>,
 }
 
+/// The revisions being served, swapped whole by a config edit (see `reload`).
+pub(crate) type Revisions = Arc<ArcSwap<Vec<Revision>>>;
+
 async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) -> anyhow::Result<ExitCode> {
     // First of all, so a SIGTERM sent as soon as "swell serve is up" appears is a graceful stop.
     let mut signals = ShutdownSignals::install().context("installing the SIGTERM and SIGINT handlers")?;
     let open_files = crate::limits::raise_open_files_limit();
     let metrics = Metrics::new();
-    let (poke_tx, poke_rx) = mpsc::unbounded_channel::<usize>();
-    let mut revisions = Vec::with_capacity(config.revisions.len());
-    for (index, revision) in config.revisions.iter().enumerate() {
-        let options =
-            RevisionOptions::of(&revision.spec, config.gateway.max_queued_requests, config.gateway.queued_body_bytes());
-        let poke_tx = poke_tx.clone();
-        let poke = Arc::new(move || {
-            // The receiver lives as long as the process serves; a failed send means we are shutting down.
-            let _ = poke_tx.send(index);
-        });
-        let handle = RevisionHandle::new(&revision.name, options, &metrics, poke);
-        if let Some(endpoints) = &revision.spec.endpoints {
-            let addrs: Vec<SocketAddr> = endpoints.iter().filter_map(|e| e.parse().ok()).collect();
-            handle.throttler.set_endpoints(&addrs);
-            handle.metrics.ready.set(addrs.len() as i64);
-        }
-        revisions.push(Revision { name: revision.name.clone(), spec: revision.spec.clone(), handle });
-    }
-    let revisions = Arc::new(revisions);
+    metrics.set_build_info(env!("CARGO_PKG_VERSION"), crate::COMMIT);
+    let (poke_tx, poke_rx) = mpsc::unbounded_channel::<Arc<str>>();
+    let revisions: Vec<Revision> = config
+        .revisions
+        .iter()
+        .map(|revision| Revision {
+            name: revision.name.clone(),
+            spec: revision.spec.clone(),
+            handle: reload::new_handle(revision, &config, &metrics, &poke_tx),
+        })
+        .collect();
     let set = RevisionSet::new(revisions.iter().map(|r| r.handle.clone()));
     let routes = match RouteTable::build(&config.routes, |name| set.get(name).cloned()) {
         Ok(routes) => routes,
@@ -113,17 +111,30 @@ async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) ->
         Ok(listener) => listener,
         Err(error) => return Ok(bind_failed("admin.listen", config.admin.listen, &error)),
     };
-    let platform = LocalPlatform::with_options(Arc::new(observer::ThrottlerObserver(set)), platform_options());
+    let observed = Arc::new(ArcSwap::from_pointee(set));
+    let platform =
+        LocalPlatform::with_options(Arc::new(observer::ThrottlerObserver(observed.clone())), platform_options());
     install_panic_hook(platform.clone());
     for revision in revisions.iter().filter(|r| r.spec.is_managed()) {
         platform.upsert_revision(&revision.name, &revision.spec);
     }
+    let revision_count = revisions.len();
+    let revisions: Revisions = Arc::new(ArcSwap::from_pointee(revisions));
 
     let scaler = autoscale::Autoscaler::new(&config, revisions.clone(), platform.clone())?;
     let decisions = scaler.decisions();
-    let settings = scaler.settings();
-    let status = status::source(revisions.clone(), config.routes.clone(), platform.clone(), decisions);
-    let admin = Admin::new(metrics.clone(), status);
+    let live = reload::Live::new(
+        revisions.clone(),
+        config.routes.clone(),
+        observed,
+        gateway.clone(),
+        platform.clone(),
+        metrics.clone(),
+        scaler.settings(),
+        poke_tx,
+    );
+    let status = status::source(revisions.clone(), live.routes.clone(), platform.clone(), decisions);
+    let admin = history::admin(metrics.clone(), status);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -131,15 +142,16 @@ async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) ->
     };
     let limits = crate::limits::gateway(&config.gateway, &config.admin, open_files, gateway_threads);
     let gateway_addr = gateway_listener.local_addr()?;
-    let gateway_workers = swell_gateway::workers::start(gateway_listener, gateway_threads, gateway, limits, || {
-        Box::pin(stopped(stop_rx.clone()))
-    })
-    .context("starting the gateway workers")?;
+    let gateway_workers =
+        swell_gateway::workers::start(gateway_listener, gateway_threads, gateway.clone(), limits, || {
+            Box::pin(stopped(stop_rx.clone()))
+        })
+        .context("starting the gateway workers")?;
     tracing::info!(
         gateway = %gateway_addr,
         admin = %admin_listener.local_addr()?,
         gateway_threads,
-        revisions = revisions.len(),
+        revisions = revision_count,
         routes = config.routes.len(),
         "swell serve is up"
     );
@@ -150,24 +162,19 @@ async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) ->
         stopped(stop_rx.clone()),
     ));
     let scaler_task = tokio::spawn(scaler.run(poke_rx, stopped(stop_rx.clone())));
-    let reload_task = tokio::spawn(reload::watch(
-        config_path.to_path_buf(),
-        config,
-        settings,
-        metrics.clone(),
-        stopped(stop_rx.clone()),
-    ));
+    let reload_task = tokio::spawn(reload::watch(config_path.to_path_buf(), config, live, stopped(stop_rx.clone())));
     admin.set_ready(true);
 
     signals.recv().await;
     tracing::info!("shutting down: draining connections and stopping replicas");
     admin.set_ready(false);
-    for revision in revisions.iter() {
+    // The reloader stops first, so the set closed here is the last one.
+    let _ = stop_tx.send(true);
+    let _ = reload_task.await;
+    for revision in revisions.load().iter() {
         revision.handle.throttler.close();
     }
-    let _ = stop_tx.send(true);
     let _ = scaler_task.await;
-    let _ = reload_task.await;
     // The workers finish their connections (bounded by the server's shutdown grace) off this runtime.
     let _ = tokio::task::spawn_blocking(move || {
         for worker in gateway_workers {

@@ -1,20 +1,23 @@
 //! The bridge from the local platform to the data path: ready-set changes go to the revision's throttler,
-//! and a drain waits until the throttler has no request in flight on the replica.
+//! and a drain waits until the throttler has no request in flight on the replica. The set is swapped by a
+//! config edit (see `reload`), so it is read at each report.
 
+use arc_swap::ArcSwap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use swell_gateway::RevisionSet;
 use swell_local::ReplicaObserver;
 
-pub(crate) struct ThrottlerObserver(pub(crate) RevisionSet);
+pub(crate) struct ThrottlerObserver(pub(crate) Arc<ArcSwap<RevisionSet>>);
 
 impl ReplicaObserver for ThrottlerObserver {
     fn endpoints_changed(&self, revision: &str, ready: Vec<SocketAddr>) {
-        self.0.set_ready(revision, &ready);
+        self.0.load().set_ready(revision, &ready);
     }
 
     fn drain(&self, revision: &str, addr: SocketAddr) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(self.0.drain(revision, addr))
+        Box::pin(self.0.load().drain(revision, addr))
     }
 }

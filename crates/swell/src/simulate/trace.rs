@@ -15,7 +15,7 @@ pub struct TraceArgs {
     /// A trace to replay: a folder (azure-functions) or a CSV file (request-csv).
     #[arg(long, value_name = "PATH")]
     pub trace: Option<PathBuf>,
-    /// The trace's format.
+    /// The trace's format [default: azure-functions for a folder, request-csv for a `.csv` file].
     #[arg(long, value_name = "FORMAT", requires = "trace")]
     pub format: Option<TraceFormat>,
     /// Policies to compare, comma-separated: static-peak, hpa-rps, knative-kpa, swell.
@@ -80,9 +80,26 @@ pub struct TraceArgs {
     pub requests_out: Option<PathBuf>,
 }
 
+/// The format a trace path implies, as `--trace`'s help says: a folder is Azure Functions, a `.csv` file
+/// is one request per row.
+fn infer_format(path: &std::path::Path) -> Option<TraceFormat> {
+    if path.is_dir() {
+        Some(TraceFormat::AzureFunctions)
+    } else if path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("csv")) {
+        Some(TraceFormat::RequestCsv)
+    } else {
+        None
+    }
+}
+
 pub fn run(args: &TraceArgs) -> Result<()> {
-    let (Some(path), Some(format)) = (&args.trace, args.format) else {
-        bail!("--trace needs --format azure-functions|request-csv");
+    let Some(path) = &args.trace else { bail!("--trace is needed") };
+    let Some(format) = args.format.or_else(|| infer_format(path)) else {
+        bail!(
+            "--trace {}: cannot tell its format from the path; pass --format azure-functions (a folder) or \
+             request-csv (a CSV file)",
+            path.display()
+        );
     };
     let model = TokenServiceModel {
         base: 0.0,
@@ -236,6 +253,14 @@ fn sweep(trace: &swell_sim::Trace, config: &RunConfig, swell: &SwellSettings) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_format_follows_from_the_path_as_the_help_says() {
+        let dir = std::env::temp_dir();
+        assert_eq!(infer_format(&dir), Some(TraceFormat::AzureFunctions));
+        assert_eq!(infer_format(std::path::Path::new("traces/azure-llm/code.CSV")), Some(TraceFormat::RequestCsv));
+        assert_eq!(infer_format(std::path::Path::new("traces/trace.jsonl")), None);
+    }
     use swell_sim::{Arrivals, RevisionTrace, ServiceTime, Trace};
 
     #[test]
