@@ -191,6 +191,13 @@ async fn a_revision_added_is_served_at_once_and_a_removed_one_drains_and_stops()
     let failures = load.finish(20).await;
     assert!(failures.is_empty(), "requests failed across adding and removing revisions: {failures:?}");
     assert_eq!(reload_errors(&swell).await, 0);
+    // Once drained, the removed revision's metric series are deleted rather than left at their last values.
+    eventually(PATIENCE, "v1's series to leave /metrics", || async {
+        let metrics = swell.admin("/metrics").await.body;
+        let left: Vec<String> = metrics.lines().filter(|l| l.contains(r#"revision="v1""#)).map(str::to_owned).collect();
+        if left.is_empty() { Ok(()) } else { Err(left) }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -203,8 +203,21 @@ async fn version_log_level_and_build_info_follow_the_usual_conventions() {
     let (code, stderr) = run_swell(&["--log-level", "bad[", "crds"]).await;
     assert_eq!(code, Some(64), "{stderr}");
     assert!(stderr.contains("--log-level: \"bad[\" is not a log filter"), "{stderr}");
-    let swell = start(&one_revision(&unique_model("info"), "0s", "0s", "", "")).await;
+    let model = unique_model("info");
+    let swell = start(&one_revision(&model, "0s", "0s", "", "")).await;
     let metrics = swell.admin("/metrics").await.body;
     assert!(metrics.contains("swell_build_info{commit="), "{metrics}");
     assert!(metrics.contains(r#"swell_queue_depth{revision="model-v1"} 0"#), "{metrics}");
+    // A cold start: the replica's start time is observed, and the replicas show by phase.
+    let reply = swell.post(&format!("/v1/models/{model}:predict"), PREDICT_BODY).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let metrics = swell.admin("/metrics").await.body;
+    assert!(metrics.contains(r#"swell_replica_start_duration_seconds_count{revision="model-v1"} 1"#), "{metrics}");
+    swell_test_support::eventually(swell_test_support::PATIENCE, "one ready replica by phase", || async {
+        let metrics = swell.admin("/metrics").await.body;
+        let ready = metrics.lines().find(|l| l.starts_with(r#"swell_replicas{phase="ready",revision="model-v1"}"#));
+        let ready = ready.map(str::to_owned);
+        if ready.as_deref().is_some_and(|line| line.ends_with(" 1")) { Ok(()) } else { Err(ready) }
+    })
+    .await;
 }

@@ -37,8 +37,10 @@ pub struct RevisionSpec {
     /// first 64 KiB of the body are searched. Unset: any 2xx passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness_body_contains: Option<String>,
-    /// Hard limit of concurrent requests per replica; 0 means unlimited.
+    /// Hard limit of concurrent requests per replica; 0 means unlimited. At most 1000, Knative's
+    /// `container-concurrency-max-limit` default.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(max = 1000)))]
     pub container_concurrency: u32,
     /// Whole-request budget in seconds, queue time included (1 to 3600).
     #[serde(default = "default_timeout_seconds")]

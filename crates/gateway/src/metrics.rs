@@ -24,10 +24,12 @@ pub struct Metrics {
     latency: HistogramVec,
     cold_starts: IntCounterVec,
     cold_start_seconds: HistogramVec,
+    replica_start_seconds: HistogramVec,
     queued: IntGaugeVec,
     in_flight: IntGaugeVec,
     desired: IntGaugeVec,
     ready: IntGaugeVec,
+    replicas: IntGaugeVec,
     panic: IntGaugeVec,
     pub unrouted: IntCounter,
     pub config_reload_errors: IntCounter,
@@ -51,12 +53,19 @@ pub struct RevisionMetrics {
     pub latency: Histogram,
     pub cold_starts: IntCounter,
     pub cold_start_seconds: Histogram,
+    /// From a replica's spawn to its first passed readiness probe.
+    pub replica_start_seconds: Histogram,
     pub queued: IntGauge,
     pub in_flight: IntGauge,
     pub desired: IntGauge,
     pub ready: IntGauge,
+    /// Replicas by phase, in [`REPLICA_PHASES`]' order, as the platform reports them.
+    pub replicas_by_phase: [IntGauge; 4],
     pub panic: IntGauge,
 }
+
+/// The phases `swell_replicas{phase}` counts.
+pub const REPLICA_PHASES: [&str; 4] = ["starting", "ready", "unready", "draining"];
 
 impl RevisionMetrics {
     pub fn count_response(&self, status: http::StatusCode) {
@@ -116,10 +125,24 @@ impl Metrics {
                 revision,
             )
             .expect("static metric definition"),
+            replica_start_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "swell_replica_start_duration_seconds",
+                    "Time from a replica's start to its first passed readiness probe.",
+                )
+                .buckets(COLD_START_BUCKETS.to_vec()),
+                revision,
+            )
+            .expect("static metric definition"),
             queued: gauge("swell_queue_depth", "Requests waiting for a concurrency slot."),
             in_flight: gauge("swell_in_flight_requests", "Requests being served by replicas."),
             desired: gauge("swell_desired_replicas", "Replicas the autoscaler wants."),
             ready: gauge("swell_ready_replicas", "Replicas ready to take traffic."),
+            replicas: IntGaugeVec::new(
+                Opts::new("swell_replicas", "Replicas by phase: starting, ready, unready (failing probes), draining."),
+                &["revision", "phase"],
+            )
+            .expect("static metric definition"),
             panic: gauge("swell_panic_mode", "1 while the revision's autoscaler is in panic mode."),
             unrouted: IntCounter::new("swell_unrouted_requests_total", "Requests that matched no route (404).")
                 .expect("static metric definition"),
@@ -142,10 +165,12 @@ impl Metrics {
             Box::new(metrics.latency.clone()),
             Box::new(metrics.cold_starts.clone()),
             Box::new(metrics.cold_start_seconds.clone()),
+            Box::new(metrics.replica_start_seconds.clone()),
             Box::new(metrics.queued.clone()),
             Box::new(metrics.in_flight.clone()),
             Box::new(metrics.desired.clone()),
             Box::new(metrics.ready.clone()),
+            Box::new(metrics.replicas.clone()),
             Box::new(metrics.panic.clone()),
             Box::new(metrics.unrouted.clone()),
             Box::new(metrics.config_reload_errors.clone()),
@@ -166,10 +191,12 @@ impl Metrics {
             latency: self.latency.with_label_values(labels),
             cold_starts: self.cold_starts.with_label_values(labels),
             cold_start_seconds: self.cold_start_seconds.with_label_values(labels),
+            replica_start_seconds: self.replica_start_seconds.with_label_values(labels),
             queued: self.queued.with_label_values(labels),
             in_flight: self.in_flight.with_label_values(labels),
             desired: self.desired.with_label_values(labels),
             ready: self.ready.with_label_values(labels),
+            replicas_by_phase: REPLICA_PHASES.map(|phase| self.replicas.with_label_values(&[name, phase])),
             panic: self.panic.with_label_values(labels),
         }
     }
@@ -188,10 +215,14 @@ impl Metrics {
         for reason in FAILURE_REASONS {
             let _ = self.failures.remove_label_values(&[name, reason]);
         }
+        for phase in REPLICA_PHASES {
+            let _ = self.replicas.remove_label_values(&[name, phase]);
+        }
         let labels = &[name];
         let _ = self.latency.remove_label_values(labels);
         let _ = self.cold_starts.remove_label_values(labels);
         let _ = self.cold_start_seconds.remove_label_values(labels);
+        let _ = self.replica_start_seconds.remove_label_values(labels);
         for gauge in [&self.queued, &self.in_flight, &self.desired, &self.ready, &self.panic] {
             let _ = gauge.remove_label_values(labels);
         }

@@ -206,6 +206,7 @@ fn revision_bounds_enums_and_patterns_are_enforced() {
         ("/readinessPath", json!("healthz"), "/spec/readinessPath"),
         ("/placement/mode", json!("spill"), "/spec/placement/mode"),
         ("/placement/baseline", json!(-1), "/spec/placement/baseline"),
+        ("/containerConcurrency", json!(1001), "/spec/containerConcurrency"),
     ];
     for (pointer, value, expected) in cases {
         let spec = with(&base, pointer, value.clone());

@@ -16,4 +16,10 @@ pub trait ReplicaObserver: Send + Sync + 'static {
     /// requests have finished. The platform bounds the wait by the revision's `timeoutSeconds`, so the future may
     /// simply wait for the last request.
     fn drain(&self, revision: &str, addr: SocketAddr) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// A replica of `revision` passed its first readiness probe `took` after it was spawned: its start time,
+    /// for a histogram. Must not block.
+    fn replica_started(&self, revision: &str, took: std::time::Duration) {
+        let _ = (revision, took);
+    }
 }

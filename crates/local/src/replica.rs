@@ -205,8 +205,12 @@ impl ReplicaTask {
                     },
                 },
                 passed = probe => {
+                    let first = state == ProbeState::Starting;
                     match state.observe(passed, options.unready_after_failures) {
                         Some(Transition::BecameReady) => {
+                            if first {
+                                replica.context.observer.replica_started(&replica.revision, replica.spawned_at.elapsed());
+                            }
                             tracing::info!(
                                 revision = %replica.revision,
                                 port = replica.addr.port(),

@@ -204,6 +204,11 @@ impl Autoscaler {
             revision.handle.metrics.desired.set(desired as i64);
         }
         revision.handle.metrics.panic.set(i64::from(decision.in_panic));
+        let counts = self.platform.counts(&revision.name);
+        let by_phase = [counts.starting, counts.ready, counts.unready, counts.draining];
+        for (gauge, count) in revision.handle.metrics.replicas_by_phase.iter().zip(by_phase) {
+            gauge.set(i64::from(count));
+        }
         self.decisions.set(&revision.name, decision, &scaled.settings, now);
     }
 }

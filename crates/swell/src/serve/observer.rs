@@ -20,4 +20,10 @@ impl ReplicaObserver for ThrottlerObserver {
     fn drain(&self, revision: &str, addr: SocketAddr) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(self.0.load().drain(revision, addr))
     }
+
+    fn replica_started(&self, revision: &str, took: std::time::Duration) {
+        if let Some(handle) = self.0.load().get(revision) {
+            handle.metrics.replica_start_seconds.observe(took.as_secs_f64());
+        }
+    }
 }

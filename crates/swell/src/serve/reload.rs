@@ -222,11 +222,19 @@ impl Live {
     }
 
     /// Forget removed revisions whose last request has finished: a drain of theirs has nothing to wait for.
+    /// Their metric series go too, unless a revision of the same name has come back.
     fn prune_draining(&mut self) {
-        let before = self.draining.len();
-        self.draining.retain(|handle| handle.throttler.snapshot().in_flight > 0);
-        if self.draining.len() != before {
-            self.publish_observed(&self.revisions.load());
+        let current = self.revisions.load();
+        let (done, draining): (Vec<_>, Vec<_>) =
+            self.draining.drain(..).partition(|handle| handle.throttler.snapshot().in_flight == 0);
+        self.draining = draining;
+        for handle in &done {
+            if !current.iter().any(|revision| revision.name == *handle.name) {
+                self.metrics.remove_revision(&handle.name);
+            }
+        }
+        if !done.is_empty() {
+            self.publish_observed(&current);
         }
     }
 }
