@@ -48,15 +48,6 @@ fn as_written(text: &str) -> String {
     text.replace("{model_bin}", &support::bin("swell-sample-model").display().to_string())
 }
 
-async fn reload_errors(swell: &Swell) -> u64 {
-    let metrics = swell.admin("/metrics").await.body;
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("swell_config_reload_errors_total "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no swell_config_reload_errors_total in {metrics}"))
-}
-
 /// The model version that answered a predict request, or the failure.
 async fn predict(swell: &Swell, model: &str) -> Result<String, String> {
     let reply = swell.post(&format!("/v1/models/{model}:predict"), PREDICT_BODY).await;
@@ -147,7 +138,7 @@ async fn a_split_change_applies_without_restarting_replicas_or_failing_requests(
     let mut after = pids_with(&model);
     after.sort_unstable();
     assert_eq!(after, pids, "a route change restarts no replica");
-    assert_eq!(reload_errors(&swell).await, 0);
+    assert_eq!(swell.reload_errors().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +181,7 @@ async fn a_revision_added_is_served_at_once_and_a_removed_one_drains_and_stops()
     .await;
     let failures = load.finish(20).await;
     assert!(failures.is_empty(), "requests failed across adding and removing revisions: {failures:?}");
-    assert_eq!(reload_errors(&swell).await, 0);
+    assert_eq!(swell.reload_errors().await, 0);
     // Once drained, the removed revision's metric series are deleted rather than left at their last values.
     eventually(PATIENCE, "v1's series to leave /metrics", || async {
         let metrics = swell.admin("/metrics").await.body;
@@ -213,7 +204,7 @@ async fn a_listener_change_and_a_bad_edit_are_refused_counted_and_change_nothing
     assert!(listen.starts_with("gateway: {listen: \"127.0.0.1:0\""), "{listen}");
     edit(&swell, &listen, &listen.replace("127.0.0.1:0", "127.0.0.1:1"));
     eventually(PATIENCE, "the listener change to be refused", || async {
-        let errors = reload_errors(&swell).await;
+        let errors = swell.reload_errors().await;
         if errors == 1 { Ok(()) } else { Err(errors) }
     })
     .await;
@@ -222,7 +213,7 @@ async fn a_listener_change_and_a_bad_edit_are_refused_counted_and_change_nothing
     edit(&swell, &listen.replace("127.0.0.1:0", "127.0.0.1:1"), &listen);
     edit(&swell, "revisionName: v1, percent: 100", "revisionName: nope, percent: 100");
     eventually(PATIENCE, "the bad route to be refused", || async {
-        let errors = reload_errors(&swell).await;
+        let errors = swell.reload_errors().await;
         if errors == 2 { Ok(()) } else { Err(errors) }
     })
     .await;

@@ -122,16 +122,6 @@ async fn a_missing_or_non_executable_replica_program_is_refused_by_check_and_ser
     assert_eq!(code, Some(0), "{stderr}");
 }
 
-/// `swell_config_reload_errors_total` on the admin port.
-async fn reload_errors(swell: &crate::support::Swell) -> u64 {
-    let metrics = swell.admin("/metrics").await.body;
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("swell_config_reload_errors_total "))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no swell_config_reload_errors_total in {metrics}"))
-}
-
 /// The settings the autoscaler last decided with, as `/v1/status` shows them, and when.
 fn decided(revision: &Value) -> (f64, f64, u64) {
     let decision = &revision["lastDecision"];
@@ -156,11 +146,11 @@ fn replace_config(swell: &crate::support::Swell, text: &str) {
 async fn refused_reload(swell: &crate::support::Swell, text: &str, errors: u64) {
     replace_config(swell, text);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while reload_errors(swell).await < errors {
+    while swell.reload_errors().await < errors {
         assert!(Instant::now() < deadline, "the reload of {text:?} was not refused");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(reload_errors(swell).await, errors, "one refusal per write of {text:?}");
+    assert_eq!(swell.reload_errors().await, errors, "one refusal per write of {text:?}");
     let (_, _, refused_at) = decided(&swell.revision("model-v1").await);
     let after = swell
         .wait_for("model-v1", Duration::from_secs(20), "deciding after the refused reload", |r| {
@@ -176,7 +166,7 @@ async fn a_reload_of_an_empty_or_cut_short_file_keeps_the_last_good_autoscaler_s
     let swell = start(&one_revision(&unique_model("empty"))).await;
     swell.wait_for("model-v1", Duration::from_secs(20), "deciding", |r| decided(r).0 == 6.0).await;
     let written = std::fs::read_to_string(&swell.config_path).unwrap();
-    assert_eq!(reload_errors(&swell).await, 0);
+    assert_eq!(swell.reload_errors().await, 0);
 
     // An editor or a shell redirect truncates first: the reloader may read an empty file.
     refused_reload(&swell, "", 1).await;
@@ -190,5 +180,5 @@ async fn a_reload_of_an_empty_or_cut_short_file_keeps_the_last_good_autoscaler_s
     // The reloader is still at work: a whole file with a new window applies.
     replace_config(&swell, &written.replace("stable-window: 6s", "stable-window: 1m30s"));
     swell.wait_for("model-v1", Duration::from_secs(20), "reloaded", |r| decided(r).0 == 90.0).await;
-    assert_eq!(reload_errors(&swell).await, 3);
+    assert_eq!(swell.reload_errors().await, 3);
 }

@@ -207,6 +207,16 @@ impl Swell {
         self.request(Method::GET, self.admin, path, "").await
     }
 
+    /// `swell_config_reload_errors_total` on the admin port.
+    pub async fn reload_errors(&self) -> u64 {
+        let metrics = self.admin("/metrics").await.body;
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("swell_config_reload_errors_total "))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no swell_config_reload_errors_total in {metrics}"))
+    }
+
     pub async fn status(&self) -> Value {
         self.admin("/v1/status").await.json()
     }

@@ -249,83 +249,32 @@ fn check(current: &LocalConfig, next: &LocalConfig) -> Result<(), String> {
 /// The first `gateway:` or `admin:` key that differs, as an error naming it: listeners are bound and limits
 /// handed to the workers and throttlers at start-up.
 fn restart_needed(current: &LocalConfig, next: &LocalConfig) -> Result<(), String> {
-    let (a, b) = (&current.gateway, &next.gateway);
-    let keys: [(&str, bool, String, String); 13] = [
-        ("gateway.listen", a.listen != b.listen, a.listen.to_string(), b.listen.to_string()),
-        (
-            "admin.listen",
-            current.admin.listen != next.admin.listen,
-            current.admin.listen.to_string(),
-            next.admin.listen.to_string(),
-        ),
-        (
-            "gateway.maxQueuedRequests",
-            a.max_queued_requests != b.max_queued_requests,
-            a.max_queued_requests.to_string(),
-            b.max_queued_requests.to_string(),
-        ),
-        (
-            "gateway.maxHeaderBytes",
-            a.max_header_bytes != b.max_header_bytes,
-            a.max_header_bytes.to_string(),
-            b.max_header_bytes.to_string(),
-        ),
-        (
-            "gateway.maxBodyBytes",
-            a.max_body_bytes != b.max_body_bytes,
-            a.max_body_bytes.to_string(),
-            b.max_body_bytes.to_string(),
-        ),
-        (
-            "gateway.maxQueuedBodyBytes",
-            a.max_queued_body_bytes != b.max_queued_body_bytes,
-            format!("{:?}", a.max_queued_body_bytes),
-            format!("{:?}", b.max_queued_body_bytes),
-        ),
-        ("gateway.fastPath", a.fast_path != b.fast_path, a.fast_path.to_string(), b.fast_path.to_string()),
-        (
-            "gateway.headerReadTimeout",
-            a.header_read_timeout != b.header_read_timeout,
-            format!("{:?}", a.header_read_timeout),
-            format!("{:?}", b.header_read_timeout),
-        ),
-        (
-            "gateway.bodyReadTimeout",
-            a.body_read_timeout != b.body_read_timeout,
-            format!("{:?}", a.body_read_timeout),
-            format!("{:?}", b.body_read_timeout),
-        ),
-        (
-            "gateway.idleTimeout",
-            a.idle_timeout != b.idle_timeout,
-            format!("{:?}", a.idle_timeout),
-            format!("{:?}", b.idle_timeout),
-        ),
-        (
-            "gateway.sendTimeout",
-            a.send_timeout != b.send_timeout,
-            format!("{:?}", a.send_timeout),
-            format!("{:?}", b.send_timeout),
-        ),
-        (
-            "gateway.maxConnections",
-            a.max_connections != b.max_connections,
-            a.max_connections.to_string(),
-            b.max_connections.to_string(),
-        ),
-        (
-            "admin.maxConnections",
-            current.admin.max_connections != next.admin.max_connections,
-            current.admin.max_connections.to_string(),
-            next.admin.max_connections.to_string(),
-        ),
-    ];
-    if let Some((key, _, was, now)) = keys.into_iter().find(|(_, differs, _, _)| *differs) {
-        return Err(format!(
-            "{key}: {was} -> {now}: this setting is read at start-up; restart swell serve to change it"
-        ));
+    /// Refuses the edit when `key`'s value differs, naming both values.
+    macro_rules! read_at_start_up {
+        ($key:literal, $was:expr, $now:expr) => {
+            if $was != $now {
+                return Err(format!(
+                    "{}: {:?} -> {:?}: this setting is read at start-up; restart swell serve to change it",
+                    $key, $was, $now
+                ));
+            }
+        };
     }
-    if a != b || current.admin != next.admin {
+    let (a, b) = (&current.gateway, &next.gateway);
+    read_at_start_up!("gateway.listen", a.listen, b.listen);
+    read_at_start_up!("admin.listen", current.admin.listen, next.admin.listen);
+    read_at_start_up!("gateway.maxQueuedRequests", a.max_queued_requests, b.max_queued_requests);
+    read_at_start_up!("gateway.maxHeaderBytes", a.max_header_bytes, b.max_header_bytes);
+    read_at_start_up!("gateway.maxBodyBytes", a.max_body_bytes, b.max_body_bytes);
+    read_at_start_up!("gateway.maxQueuedBodyBytes", a.max_queued_body_bytes, b.max_queued_body_bytes);
+    read_at_start_up!("gateway.fastPath", a.fast_path, b.fast_path);
+    read_at_start_up!("gateway.headerReadTimeout", a.header_read_timeout, b.header_read_timeout);
+    read_at_start_up!("gateway.bodyReadTimeout", a.body_read_timeout, b.body_read_timeout);
+    read_at_start_up!("gateway.idleTimeout", a.idle_timeout, b.idle_timeout);
+    read_at_start_up!("gateway.sendTimeout", a.send_timeout, b.send_timeout);
+    read_at_start_up!("gateway.maxConnections", a.max_connections, b.max_connections);
+    read_at_start_up!("admin.maxConnections", current.admin.max_connections, next.admin.max_connections);
+    if *a != *b || current.admin != next.admin {
         // A key added to these sections and not listed above: still read at start-up only.
         return Err("gateway/admin: a changed setting is read at start-up; restart swell serve to change it".to_owned());
     }
