@@ -204,17 +204,20 @@ impl Body for RequestBody {
 /// The client's side of a failed exchange: a [`RequestBodyError`] anywhere in `error`'s source chain
 /// means the request body, not the replica, ended it.
 pub fn request_body_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e RequestBodyError> {
+    find_cause(error, |_: &RequestBodyError| true)
+}
+
+/// The first error of type `E` in `error`'s source chain (`error` itself included) for which `wanted` holds.
+pub fn find_cause<'e, E: std::error::Error + 'static>(
+    error: &'e (dyn std::error::Error + 'static),
+    wanted: impl Fn(&E) -> bool,
+) -> Option<&'e E> {
     let mut current = Some(error);
     while let Some(error) = current {
-        if let Some(body_error) = error.downcast_ref::<RequestBodyError>() {
-            return Some(body_error);
+        if let Some(cause) = error.downcast_ref::<E>().filter(|cause| wanted(cause)) {
+            return Some(cause);
         }
         current = error.source();
     }
     None
-}
-
-/// True when `error` (or anything in its source chain) is a request body over the limit.
-pub fn is_body_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
-    matches!(request_body_error(error), Some(RequestBodyError::TooLarge { .. }))
 }

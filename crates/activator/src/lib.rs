@@ -12,7 +12,7 @@ mod meter;
 mod proxy;
 mod throttler;
 
-pub use body::{RequestBody, RequestBodyError, is_body_too_large, request_body_error};
+pub use body::{RequestBody, RequestBodyError, find_cause, request_body_error};
 pub use endpoint::Endpoint;
 pub use error::{FAILURE_REASONS, ProxyError, RETRY_AFTER_SECONDS, error_body};
 pub use meter::ConcurrencySample;

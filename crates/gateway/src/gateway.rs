@@ -16,7 +16,8 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 use std::sync::Arc;
 use swell_activator::{
-    Lease, ProxyError, RequestBody, RequestBodyError, Throttler, Upstream, request_body_error, requested_upgrade,
+    Lease, ProxyError, RequestBody, RequestBodyError, Throttler, Upstream, find_cause, request_body_error,
+    requested_upgrade,
 };
 use swell_http::{Handler, Peer};
 use swell_router::{Fallback, RequestHeaders, RequestView, Rolls, RouteTable, StaticReply};
@@ -215,14 +216,7 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
 
 /// Whether a connect error was a refusal (nothing listens at the address), not a timeout.
 fn refused(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if error.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused) {
-            return true;
-        }
-        current = error.source();
-    }
-    false
+    find_cause(error, |cause: &std::io::Error| cause.kind() == std::io::ErrorKind::ConnectionRefused).is_some()
 }
 
 /// What the gateway refuses before routing, as the fast path does (see `h1::head::inspect`): `CONNECT`

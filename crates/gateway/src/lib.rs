@@ -16,7 +16,7 @@ pub mod workers;
 pub use admin::{Admin, HistorySource, StatusSource};
 pub use body::{GatewayBody, LeaseBody, error_reply, error_response};
 pub use gateway::Gateway;
-pub use metrics::{Metrics, REPLICA_PHASES, RevisionMetrics};
+pub use metrics::{Metrics, RevisionMetrics};
 pub use revision::{RevisionHandle, RevisionOptions, RevisionSet};
 pub use swell_http::{Handler, Peer, ServerLimits, connection_cap, serve};
 
