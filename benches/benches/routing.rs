@@ -27,6 +27,8 @@ fn route(name: String, hosts: Vec<String>, prefix: String) -> NamedRoute {
             sticky_header: None,
             mirror: None,
             fallback: None,
+            models: Vec::new(),
+            cold_start: None,
         },
     }
 }

@@ -1,7 +1,9 @@
 //! Throttler admission and release: the per-request cost of taking and giving back a concurrency slot,
 //! alone and with other threads doing the same on the same revision (one mutex per revision is the
 //! design; this shows what it costs under contention), and the slow path of a full revision, where each
-//! release hands its slot to the oldest queued request.
+//! release hands its slot to the oldest queued request. `throttler/engine` compares the `engine` policy
+//! (engine signals and prompt-prefix affinity) with the default policy, and shows what building a prefix
+//! key from a prompt costs (done by the gateway outside the throttler's lock).
 //!
 //!   cargo bench -p swell-benches --bench throttler
 //!
@@ -17,7 +19,8 @@ use std::pin::pin;
 use std::sync::{Arc, Barrier};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-use swell_activator::{Admission, Lease, Throttler, Waiting};
+use swell_activator::{Admission, CHUNK_BYTES, EngineSignals, Lease, MAX_CHUNKS, PrefixKey, Throttler, Waiting};
+use swell_api::LoadBalancing;
 
 /// A typical JSON inference input; a granted request's weight must cost nothing.
 const BODY_BYTES: u64 = 4096;
@@ -31,6 +34,13 @@ fn throttler(container_concurrency: u32, replicas: u16) -> Arc<Throttler> {
 
 fn admit_release(throttler: &Arc<Throttler>) {
     match throttler.admit(tokio::time::Instant::now(), BODY_BYTES) {
+        Ok(Admission::Granted(lease)) => drop(black_box(lease)),
+        other => panic!("expected a free slot: {other:?}"),
+    }
+}
+
+fn admit_release_with(throttler: &Arc<Throttler>, key: Option<&PrefixKey>) {
+    match throttler.admit_with(tokio::time::Instant::now(), BODY_BYTES, key) {
         Ok(Admission::Granted(lease)) => drop(black_box(lease)),
         other => panic!("expected a free slot: {other:?}"),
     }
@@ -140,5 +150,60 @@ fn full_revision(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, uncontended, contended, full_revision);
+/// 8 replicas under `engine`, every one scraped and healthy (the full scoring path runs), at different
+/// loads so the least loaded is not simply the first.
+fn engine_throttler() -> Arc<Throttler> {
+    let t = throttler(0, 8);
+    t.set_load_balancing(Some(LoadBalancing::Engine));
+    for (i, endpoint) in t.ready_endpoints().iter().enumerate() {
+        let i = i as u32;
+        endpoint.report_engine(EngineSignals {
+            waiting: i % 3,
+            running: 10 + i,
+            kv_cache_use: 0.3 + 0.05 * f64::from(i),
+        });
+    }
+    t
+}
+
+/// A prompt of `chunks` whole chunks (and a partial one) whose first 16 bytes name its family.
+fn prompt(family: usize, chunks: usize) -> String {
+    let body = "lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod ".repeat(chunks + 1);
+    format!("{family:016}{}", &body[..chunks * CHUNK_BYTES - 16 + CHUNK_BYTES / 2])
+}
+
+fn engine(c: &mut Criterion) {
+    let mut group = c.benchmark_group("throttler/engine");
+    let default = throttler(0, 8);
+    group.bench_function("default-p2c-8", |b| b.iter(|| admit_release(&default)));
+    let t = engine_throttler();
+    group.bench_function("engine-8-no-key", |b| b.iter(|| admit_release_with(&t, None)));
+    for chunks in [16, MAX_CHUNKS] {
+        // The same prompt every time: a hit on every chunk, each re-recorded after the pick.
+        let t = engine_throttler();
+        let key = PrefixKey::from_prompt(&prompt(0, chunks));
+        group.bench_function(BenchmarkId::new("engine-8-hit", chunks), |b| {
+            b.iter(|| admit_release_with(&t, Some(&key)))
+        });
+        // A new family each time (more than the index holds, so it evicts all along): a miss on the first
+        // chunk, the rendezvous-hash pick, and `chunks` insertions.
+        let t = engine_throttler();
+        let families = 4096;
+        let keys: Vec<PrefixKey> = (0..families).map(|f| PrefixKey::from_prompt(&prompt(f, chunks))).collect();
+        let mut next = 0;
+        group.bench_function(BenchmarkId::new("engine-8-new-prefix", chunks), |b| {
+            b.iter(|| {
+                next = (next + 1) % families;
+                admit_release_with(&t, Some(&keys[next]))
+            })
+        });
+        let text = prompt(0, chunks);
+        group.bench_function(BenchmarkId::new("prefix-key-from-prompt", chunks), |b| {
+            b.iter(|| black_box(PrefixKey::from_prompt(black_box(&text))))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, uncontended, contended, full_revision, engine);
 criterion_main!(benches);

@@ -68,6 +68,9 @@ routes:
         max_queued: 1000,
         max_queued_body_bytes: config.gateway.queued_body_bytes(),
         protocol: swell_api::Protocol::Http1,
+        load_balancing: None,
+        serves_llm: false,
+        engine: None,
     };
     let metrics = Metrics::new();
     let handle = RevisionHandle::new(&name, options, &metrics, Arc::new(|| {}));

@@ -6,6 +6,8 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -23,6 +25,9 @@ pub struct RequestBody {
     limit: u64,
     tap: Option<Tap>,
     stall: Option<Stall>,
+    /// Bytes read from the client so far, for a caller that reports them after the body is handed off
+    /// (the gateway's access log); `None` costs nothing.
+    counted: Option<Arc<AtomicU64>>,
 }
 
 /// The longest pause allowed between two reads of a client's body (`gateway.bodyReadTimeout`). The timer
@@ -78,7 +83,7 @@ impl RequestBody {
     /// `limit` 0 means no limit.
     pub fn new(inner: Incoming, limit: u64) -> Self {
         let remaining = if limit == 0 { u64::MAX } else { limit };
-        RequestBody { source: Source::Client(inner), remaining, limit, tap: None, stall: None }
+        RequestBody { source: Source::Client(inner), remaining, limit, tap: None, stall: None, counted: None }
     }
 
     /// Fail the body (`RequestBodyError::Stalled`, answered 408) when the client pauses longer than `limit`
@@ -88,9 +93,22 @@ impl RequestBody {
         self
     }
 
+    /// Add the bytes read from the client to `counter` as they arrive.
+    pub fn counted(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.counted = Some(counter);
+        self
+    }
+
     /// A body already in memory.
     pub fn buffered(bytes: Bytes) -> Self {
-        RequestBody { source: Source::Buffered(Some(bytes)), remaining: u64::MAX, limit: 0, tap: None, stall: None }
+        RequestBody {
+            source: Source::Buffered(Some(bytes)),
+            remaining: u64::MAX,
+            limit: 0,
+            tap: None,
+            stall: None,
+            counted: None,
+        }
     }
 
     /// Copy the body as it streams, up to `limit` bytes; the receiver gets the whole copy when the body
@@ -151,6 +169,9 @@ impl Body for RequestBody {
                         return Poll::Ready(Some(Err(RequestBodyError::TooLarge { limit: this.limit })));
                     }
                     this.remaining -= len;
+                    if let Some(counter) = &this.counted {
+                        counter.fetch_add(len, Ordering::Relaxed);
+                    }
                     this.copy(data);
                     if let Some(stall) = &mut this.stall {
                         stall.progressed = true;

@@ -12,8 +12,11 @@ mod meter;
 mod proxy;
 mod throttler;
 
+pub use balancer::{
+    CHUNK_BYTES, HIT_SLACK, INDEX_CAPACITY, KV_LIMIT, KV_WEIGHT, MAX_CHUNKS, NEW_SLACK, PrefixKey, QUEUE_LIMIT,
+};
 pub use body::{RequestBody, RequestBodyError, find_cause, request_body_error};
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, EngineReport, EngineSignals};
 pub use error::{FAILURE_REASONS, ProxyError, RETRY_AFTER_SECONDS, error_body};
 pub use meter::ConcurrencySample;
 pub use proxy::{Upstream, requested_upgrade};

@@ -12,6 +12,11 @@
 //! cold revision. Each waiter weighs its body's declared length ([`Throttler::queue_weight`]); its weight
 //! counts from the moment it queues until it leaves the queue, granted, timed out or gone. Only waiting is
 //! bounded: a request that finds a free slot is never refused by either bound.
+//!
+//! Which replica a request gets is the balancer's choice ([`Throttler::set_load_balancing`]). A request
+//! admitted with a prompt prefix key ([`Throttler::admit_with`]) gets prefix affinity under the `engine`
+//! policy; one that has to queue (no free slot, a cold start) keeps no key: the slot a release or a new
+//! replica hands it is whatever the dispatcher picks (under `engine`, the least loaded replica).
 
 mod lease;
 mod poke;
@@ -21,13 +26,14 @@ pub use lease::Lease;
 pub use poke::POKE_INTERVAL;
 pub use queue::Waiting;
 
-use crate::balancer::Balancer;
+use crate::balancer::{Balancer, PrefixKey};
 use crate::endpoint::Endpoint;
 use crate::meter::{ConcurrencySample, Meter};
 use poke::PokeLimit;
 use queue::WaitQueue;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use swell_api::LoadBalancing;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -111,6 +117,18 @@ impl Throttler {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Choose how replicas are picked: `None` keeps Knative's policies by `containerConcurrency`; a named
+    /// policy replaces them (see the balancer). Takes effect with the next request; leaving `engine`
+    /// drops its prefix index.
+    pub fn set_load_balancing(&self, policy: Option<LoadBalancing>) {
+        self.lock().balancer.set_policy(policy);
+    }
+
+    /// The policy set by [`Throttler::set_load_balancing`].
+    pub fn load_balancing(&self) -> Option<LoadBalancing> {
+        self.lock().balancer.policy()
+    }
+
     /// What a request with `body` weighs in the wait queue: its declared length (`Content-Length`, or the
     /// exact size of a buffered body); a body of unknown length (chunked) weighs `unknown_length`, the
     /// gateway's body limit, as that is the most it may grow to (0 when there is no limit: such a body is
@@ -123,11 +141,24 @@ impl Throttler {
     /// slot at once when one is free (no future, no timer: the common case stays cheap), else a place in
     /// the queue. Errors when the queue is full, by count or by bytes, or the revision closed.
     pub fn admit(self: &Arc<Self>, now: Instant, body_bytes: u64) -> Result<Admission, AcquireError> {
+        self.admit_with(now, body_bytes, None)
+    }
+
+    /// [`Throttler::admit`] for a request whose prompt has the prefix key `prefix` (built outside the
+    /// lock, [`PrefixKey::from_prompt`]): under the `engine` policy a granted slot goes by prefix affinity
+    /// and the key's chunks are remembered for the chosen replica; other policies ignore it. A request
+    /// that queues does not keep its key.
+    pub fn admit_with(
+        self: &Arc<Self>,
+        now: Instant,
+        body_bytes: u64,
+        prefix: Option<&PrefixKey>,
+    ) -> Result<Admission, AcquireError> {
         let (rx, id, cold, poke) = {
             let mut state = self.lock();
             let state = &mut *state;
             state.meter.arrive(now);
-            if let Some(endpoint) = state.balancer.pick(&state.endpoints, state.container_concurrency) {
+            if let Some(endpoint) = state.balancer.pick(&state.endpoints, state.container_concurrency, prefix) {
                 endpoint.begin();
                 return Ok(Admission::Granted(Lease::new(self, endpoint.clone(), true)));
             }
@@ -205,6 +236,7 @@ impl Throttler {
         state.retired.retain(|e| e.in_flight() > 0 && !ready.contains(&e.addr()));
         state.retired.extend(removed.into_iter().filter(|e| e.in_flight() > 0));
         state.endpoints = next;
+        state.balancer.ready_changed(&state.endpoints);
         if !state.endpoints.is_empty() {
             state.pokes.reset();
         }
@@ -221,7 +253,8 @@ impl Throttler {
     /// Hand free slots to waiters in FIFO order until either runs out.
     fn dispatch(self: &Arc<Self>, state: &mut State) {
         while !state.waiters.is_empty() {
-            let Some(endpoint) = state.balancer.pick(&state.endpoints, state.container_concurrency).cloned() else {
+            let Some(endpoint) = state.balancer.pick(&state.endpoints, state.container_concurrency, None).cloned()
+            else {
                 return;
             };
             endpoint.begin();
@@ -285,6 +318,11 @@ impl Throttler {
         let in_flight = state.endpoints.iter().chain(state.retired.iter()).map(|e| e.in_flight()).sum();
         let queued = state.meter.current().saturating_sub(in_flight) as usize;
         ThrottlerSnapshot { ready: state.endpoints.len(), in_flight, queued, queued_bytes: state.waiters.bytes() }
+    }
+
+    /// The ready replicas themselves (the engine scraper writes their signals).
+    pub fn ready_endpoints(&self) -> Vec<Arc<Endpoint>> {
+        self.lock().endpoints.clone()
     }
 
     /// Current ready addresses.

@@ -10,7 +10,10 @@ mod specs;
 mod values;
 
 pub use error::ConfigError;
-pub use gateway::{AdminConfig, DEFAULT_MAX_QUEUED_BODY_BYTES, GatewayConfig, MIN_HEADER_BYTES, validate_listeners};
+pub use gateway::{
+    AdminConfig, DEFAULT_MAX_MODEL_BODY_BYTES, DEFAULT_MAX_QUEUED_BODY_BYTES, GatewayConfig, MIN_HEADER_BYTES,
+    validate_listeners,
+};
 pub use named::{NamedRevision, NamedRoute};
 
 use named::{located, named};

@@ -5,10 +5,12 @@
 
 pub mod config;
 pub mod duration;
+pub mod engine;
 pub mod revision;
 pub mod route;
 pub mod settings;
 
 pub use config::{ConfigError, LocalConfig, NamedRevision, NamedRoute};
+pub use engine::{EngineKind, EngineSpec, LoadBalancing};
 pub use revision::{Metric, ProcessSpec, Protocol, RevisionSpec, ScalingSpec};
-pub use route::{MirrorTarget, RouteSpec, TrafficTarget};
+pub use route::{MirrorTarget, RouteColdStart, RouteSpec, TrafficTarget};

@@ -2,6 +2,7 @@
 //! pod template) is immutable in spirit; `scaling` holds the per-revision overrides of the autoscaler
 //! settings, named like Knative's `autoscaling.knative.dev/*` annotations in camelCase.
 
+use crate::engine::{EngineSpec, LoadBalancing};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -66,6 +67,14 @@ pub struct RevisionSpec {
     /// Kubernetes: where replicas run (regular nodes, a burst pool such as ECI, or both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<PlacementSpec>,
+    /// The LLM engine the replicas run (vLLM, SGLang, ...): its metrics are scraped for engine-aware
+    /// routing and scaling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineSpec>,
+    /// How a ready replica is chosen: `engine`, `least-request`, `round-robin` or `random`. Unset: `engine`
+    /// when `engine.kind` is set, else Knative's activator policy by `containerConcurrency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancing: Option<LoadBalancing>,
 }
 
 fn default_readiness_path() -> String {
@@ -80,6 +89,17 @@ impl RevisionSpec {
     /// True when Swell starts and stops this revision's replicas (as opposed to static endpoints).
     pub fn is_managed(&self) -> bool {
         self.endpoints.is_none()
+    }
+
+    /// The engine whose metrics are scraped, if any (`kind: none` counts as none).
+    pub fn scraped_engine(&self) -> Option<&EngineSpec> {
+        self.engine.as_ref().filter(|engine| engine.is_scraped())
+    }
+
+    /// The replica-choice policy in force: the configured one, else `engine` for a scraped engine; `None`
+    /// means Knative's activator policy chosen by `containerConcurrency`.
+    pub fn load_balancing(&self) -> Option<LoadBalancing> {
+        self.load_balancing.or(self.scraped_engine().map(|_| LoadBalancing::Engine))
     }
 }
 
@@ -108,9 +128,24 @@ pub enum Protocol {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
+    /// Requests in flight or waiting, per replica (Knative's default).
     #[default]
     Concurrency,
+    /// Requests per second, per replica.
     Rps,
+    /// Engine revisions: tokens in flight per replica, estimated as the requests in flight or waiting
+    /// times the mean prompt + completion tokens of recent responses (docs/architecture.md).
+    Tokens,
+    /// Engine revisions: KV-cache use of the ready replicas as their engines report it, 0 to 1.
+    #[serde(rename = "kv-cache")]
+    KvCache,
+}
+
+impl Metric {
+    /// True for the metrics only an engine revision (`engine.kind` set) can be scaled on.
+    pub fn needs_engine(self) -> bool {
+        matches!(self, Metric::Tokens | Metric::KvCache)
+    }
 }
 
 /// Per-revision overrides of the cluster-wide autoscaler settings. Unset fields fall back to the
@@ -119,12 +154,13 @@ pub enum Metric {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScalingSpec {
-    /// What the autoscaler averages per replica: `concurrency` (requests in flight, the default) or `rps`
-    /// (requests per second).
+    /// What the autoscaler averages per replica: `concurrency` (requests in flight, the default), `rps`
+    /// (requests per second), or for engine revisions `tokens` (tokens in flight) or `kv-cache` (KV-cache
+    /// use, 0 to 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<Metric>,
-    /// Target concurrency per replica, or requests per second per replica with `metric: rps` (at least
-    /// 0.01).
+    /// Target per replica in the metric's unit: concurrency, requests per second, tokens in flight
+    /// (required with `metric: tokens`), or KV-cache use (0.01 to 1, default 0.7); at least 0.01.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(range(min = 0.01)))]
     pub target: Option<f64>,
@@ -170,6 +206,11 @@ pub struct ScalingSpec {
         schemars(extend("enum" = ["linear", "weighted-exponential", "weightedExponential"]))
     )]
     pub metric_aggregation_algorithm: Option<String>,
+    /// Credit replicas that are still starting at their capacity, so requests waiting for them do not
+    /// order more (Swell; `false` is Knative's behaviour). Default: the cluster's
+    /// `credit-starting-replicas` (true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit_starting_replicas: Option<bool>,
 }
 
 /// Kubernetes only: how a revision's replicas are spread over regular nodes and a burst pool

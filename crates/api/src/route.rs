@@ -35,6 +35,28 @@ pub struct RouteSpec {
     /// revision's cold-start timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<RouteFallback>,
+    /// OpenAI API model names this route serves: when set, the route matches only requests whose JSON
+    /// body's `model` is one of them (host and path rules still apply). The body is read, up to the
+    /// gateway's `maxModelBodyBytes`, before routing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(length(max = 64)))]
+    pub models: Vec<String>,
+    /// What a request waiting on a cold start gets while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_start: Option<RouteColdStart>,
+}
+
+/// A route's treatment of requests held through a cold start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteColdStart {
+    /// A Go duration (100ms to 60s): a streaming request (`"stream": true`) that must wait for a replica
+    /// to start gets its response head at once and an SSE comment line every interval until the replica
+    /// answers, so clients and proxies with idle timeouts keep the connection. Unset: the request waits
+    /// silently, as any other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_keep_alive: Option<String>,
 }
 
 /// A route's answer to a failed cold start: another revision (say, a small CPU model while the GPU one

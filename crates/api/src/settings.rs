@@ -66,6 +66,10 @@ pub struct AutoscalerSettings {
     pub max_scale_limit: u32,
     /// `activation-scale` (1): replicas to start when a revision leaves zero.
     pub activation_scale: u32,
+    /// `credit-starting-replicas` (true; Swell's key, not Knative's): replicas ordered and still starting
+    /// are credited at their capacity before the load is recorded (`swell_autoscaler::credit`), so
+    /// requests waiting for them do not order more. `false` is Knative's behaviour.
+    pub credit_starting_replicas: bool,
 }
 
 impl Default for AutoscalerSettings {
@@ -93,6 +97,9 @@ impl Default for AutoscalerSettings {
             max_scale: 0,
             max_scale_limit: 0,
             activation_scale: 1,
+            // The simulator's swell policy default (docs/simulation.md): with GPU-like starts Knative
+            // orders several times the replicas a burst needs.
+            credit_starting_replicas: true,
         }
     }
 }

@@ -36,6 +36,10 @@ pub struct Decider {
     concurrency_panic: Window,
     rps_stable: Window,
     rps_panic: Window,
+    /// The engine signal of `tokens` and `kv-cache` revisions, in replica-summed units (tokens in flight,
+    /// or KV-cache use summed over the ready replicas), so `ceil(signal / target)` is Knative's formula.
+    signal_stable: Window,
+    signal_panic: Window,
     /// Knative's `panicTime`: the last tick over the panic threshold; `None` = not in panic.
     panic_since: Option<Duration>,
     /// Knative's `maxPanicPods`: the highest count wanted during this panic.
@@ -60,6 +64,8 @@ impl Decider {
             concurrency_panic: Window::new(panic),
             rps_stable: Window::new(stable),
             rps_panic: Window::new(panic),
+            signal_stable: Window::new(stable),
+            signal_panic: Window::new(panic),
             panic_since: starts_in_panic.then_some(now),
             max_panic_pods: if starts_in_panic { ready } else { 0 },
             delay: DelayWindow::default(),
@@ -81,6 +87,17 @@ impl Decider {
         self.demand |= concurrency > 0.0 || requests > 0.0;
     }
 
+    /// Record one source's engine signal for the last second (for `metric: tokens` or `kv-cache`): tokens in
+    /// flight, or KV-cache use summed over the ready replicas (ready × the average, so the usual
+    /// `ceil(observed / target)` is `ceil(ready × average / target)`). Several sources in one bucket are
+    /// summed. It never counts as demand: a request at zero shows in [`Self::record`]'s figures.
+    pub fn record_signal(&mut self, now: Duration, signal: f64) {
+        let sec = now.as_secs();
+        let signal = finite(signal);
+        self.signal_stable.record(sec, signal);
+        self.signal_panic.record(sec, signal);
+    }
+
     /// True while in panic mode.
     pub fn in_panic(&self) -> bool {
         self.panic_since.is_some()
@@ -94,6 +111,7 @@ impl Decider {
         let (stable_window, panic_window) = match settings.metric {
             Metric::Concurrency => (&self.concurrency_stable, &self.concurrency_panic),
             Metric::Rps => (&self.rps_stable, &self.rps_panic),
+            Metric::Tokens | Metric::KvCache => (&self.signal_stable, &self.signal_panic),
         };
         let no_data = stable_window.is_empty_at(sec);
         let stable = stable_window.average(sec, settings.aggregation);
@@ -235,10 +253,12 @@ impl Decider {
         if self.concurrency_stable.len() != stable {
             self.concurrency_stable.resize(stable);
             self.rps_stable.resize(stable);
+            self.signal_stable.resize(stable);
         }
         if self.concurrency_panic.len() != panic {
             self.concurrency_panic.resize(panic);
             self.rps_panic.resize(panic);
+            self.signal_panic.resize(panic);
         }
         if settings.scale_down_delay.is_zero() {
             self.delay.clear();

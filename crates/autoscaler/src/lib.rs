@@ -5,6 +5,7 @@
 //! same code runs live, in tests on a virtual clock, and in `swell simulate`. [`Scaler`] is the step both
 //! platforms drive each tick: a sample in, the decision and the replica count to apply (if any) out.
 
+pub mod credit;
 mod decider;
 mod delay;
 pub mod load_replay;

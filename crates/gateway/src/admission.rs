@@ -8,7 +8,7 @@
 use crate::revision::RevisionHandle;
 use std::sync::Arc;
 use std::time::Duration;
-use swell_activator::{AcquireError, Admission, Lease, ProxyError, Waiting};
+use swell_activator::{AcquireError, Admission, Lease, PrefixKey, ProxyError, Waiting};
 use swell_router::{Fallback, StaticReply};
 use tokio::time::Instant;
 
@@ -39,12 +39,13 @@ pub(crate) async fn admit(
     fallback: Option<Fallback<Arc<RevisionHandle>>>,
     start: Instant,
     weight: u64,
+    prefix: Option<&PrefixKey>,
 ) -> Result<Admitted, ProxyError> {
-    match slot(&revision, start, weight).await {
+    match slot(&revision, start, weight, prefix).await {
         Err(ProxyError::ColdStartTimeout { revision: name }) => match fallback {
             Some(Fallback::Response(reply)) => Ok(Admitted::Reply(reply)),
             Some(Fallback::Revision { target, .. }) => {
-                let slot = slot(&target, Instant::now(), weight).await?;
+                let slot = slot(&target, Instant::now(), weight, prefix).await?;
                 Ok(Admitted::Slot(Slot { fallback: Some(target.name.clone()), ..slot }))
             }
             None => Err(ProxyError::ColdStartTimeout { revision: name }),
@@ -53,11 +54,17 @@ pub(crate) async fn admit(
     }
 }
 
-/// A slot on `revision` itself: at once, or after waiting in its queue.
-pub(crate) async fn slot(revision: &Arc<RevisionHandle>, start: Instant, weight: u64) -> Result<Slot, ProxyError> {
+/// A slot on `revision` itself: at once, or after waiting in its queue. `prefix` is the request's prompt
+/// prefix, for revisions that pick replicas by it.
+pub(crate) async fn slot(
+    revision: &Arc<RevisionHandle>,
+    start: Instant,
+    weight: u64,
+    prefix: Option<&PrefixKey>,
+) -> Result<Slot, ProxyError> {
     let name = || revision.name.to_string();
     let deadline = start + revision.options.timeout;
-    let (lease, cold) = match revision.throttler.admit(start, weight) {
+    let (lease, cold) = match revision.throttler.admit_with(start, weight, prefix) {
         Ok(Admission::Granted(lease)) => (lease, None),
         Ok(Admission::Queued(waiting)) => {
             // Only a wait that began with no replica at all is a cold start; waiting for a busy one is

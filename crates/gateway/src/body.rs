@@ -3,6 +3,8 @@
 //! they stream), or a small body the gateway made itself. An enum rather than a boxed trait object keeps
 //! the hot path allocation-free.
 
+use crate::access_log::LoggedBody;
+use crate::openai::{KeepAliveBody, MeteredBody};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
@@ -54,6 +56,12 @@ impl Body for LeaseBody {
 pub enum GatewayBody {
     Upstream(LeaseBody),
     Local(Full<Bytes>),
+    /// A replica's body on an OpenAI route: token usage and time to first token are read as it passes.
+    Metered(Box<MeteredBody>),
+    /// A streaming request held through a cold start: keep-alive comments, then the replica's stream.
+    KeepAlive(Box<KeepAliveBody>),
+    /// Any of the others, logged to the access log when it ends.
+    Logged(Box<LoggedBody>),
 }
 
 impl GatewayBody {
@@ -73,6 +81,9 @@ impl Body for GatewayBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             GatewayBody::Upstream(body) => Pin::new(body).poll_frame(cx),
+            GatewayBody::Metered(body) => Pin::new(&mut **body).poll_frame(cx),
+            GatewayBody::KeepAlive(body) => Pin::new(&mut **body).poll_frame(cx),
+            GatewayBody::Logged(body) => Pin::new(&mut **body).poll_frame(cx),
             GatewayBody::Local(body) => match Pin::new(body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
                 Poll::Ready(Some(Err(never))) => match never {},
@@ -85,6 +96,9 @@ impl Body for GatewayBody {
     fn is_end_stream(&self) -> bool {
         match self {
             GatewayBody::Upstream(body) => body.is_end_stream(),
+            GatewayBody::Metered(body) => body.is_end_stream(),
+            GatewayBody::KeepAlive(body) => body.is_end_stream(),
+            GatewayBody::Logged(body) => body.is_end_stream(),
             GatewayBody::Local(body) => body.is_end_stream(),
         }
     }
@@ -92,6 +106,9 @@ impl Body for GatewayBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             GatewayBody::Upstream(body) => body.size_hint(),
+            GatewayBody::Metered(body) => body.size_hint(),
+            GatewayBody::KeepAlive(body) => body.size_hint(),
+            GatewayBody::Logged(body) => body.size_hint(),
             GatewayBody::Local(body) => body.size_hint(),
         }
     }

@@ -2,20 +2,25 @@
 //! current route table snapshot, and hands the request to that revision's throttler and the upstream proxy.
 //! Also the admin listener (`/metrics`, `/healthz`, `/readyz`, `/v1/status`) and the Prometheus metrics.
 
+mod access_log;
 mod admin;
 mod admission;
 mod body;
 mod dashboard;
+mod engine;
 mod gateway;
 mod h1;
+pub mod load_signal;
 mod metrics;
 mod mirror;
+mod openai;
 mod revision;
 pub mod workers;
 
 pub use admin::{Admin, HistorySource, StatusSource};
 pub use body::{GatewayBody, LeaseBody, error_reply, error_response};
-pub use gateway::Gateway;
+pub use engine::{EngineScrape, MAX_METRICS_BYTES, SCRAPE_OUTCOMES, STALE_AFTER_MISSES};
+pub use gateway::{Gateway, GatewayOptions};
 pub use metrics::{Metrics, RevisionMetrics};
 pub use revision::{RevisionHandle, RevisionOptions, RevisionSet};
 pub use swell_http::{Handler, Peer, ServerLimits, connection_cap, serve};

@@ -3,6 +3,7 @@
 //! never looks a label up by string. The queue-depth and in-flight gauges are read from each revision's
 //! throttler when the metrics are scraped, so keeping them costs the data path nothing.
 
+use crate::engine::SCRAPE_OUTCOMES;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -14,6 +15,10 @@ use swell_activator::{FAILURE_REASONS, Throttler};
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 const COLD_START_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0];
+/// Time to first token: from a warm replica's tens of milliseconds to a long prompt behind a queue.
+const TTFT_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+/// The `kind` label of `swell_tokens_total`.
+const TOKEN_KINDS: [&str; 2] = ["prompt", "completion"];
 const CODE_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 #[derive(Debug, Clone)]
@@ -31,9 +36,14 @@ pub struct Metrics {
     ready: IntGaugeVec,
     replicas: IntGaugeVec,
     panic: IntGaugeVec,
+    tokens: IntCounterVec,
+    time_to_first_token: HistogramVec,
     pub unrouted: IntCounter,
     pub config_reload_errors: IntCounter,
+    /// Access-log records dropped because the writer fell behind (see `access_log`).
+    pub access_log_dropped: IntCounter,
     build_info: IntGaugeVec,
+    engine_scrapes: IntCounterVec,
     /// Throttlers whose load the gauges show at each scrape; a revision that is gone drops out.
     sampled: Arc<Mutex<Vec<Sampled>>>,
 }
@@ -62,6 +72,32 @@ pub struct RevisionMetrics {
     /// Replicas by phase, in [`REPLICA_PHASES`]' order, as the platform reports them.
     pub replicas_by_phase: [IntGauge; 4],
     pub panic: IntGauge,
+    /// OpenAI `usage` of responses on model routes and engine revisions: prompt tokens.
+    pub prompt_tokens: IntCounter,
+    /// ... and generated tokens.
+    pub completion_tokens: IntCounter,
+    /// Responses whose body carried `usage` figures: what the tokens above are spread over when the
+    /// autoscaler estimates tokens per request (`load_signal`). Not registered: `/metrics` has the tokens.
+    pub metered_responses: IntCounter,
+    /// From a streaming response's arrival at the gateway to its first body bytes.
+    pub time_to_first_token: Histogram,
+    /// `swell_engine_scrapes_total` of this revision, resolved only when it gets an engine scraper.
+    pub(crate) engine_scrapes: EngineScrapeCounters,
+}
+
+/// One revision's `swell_engine_scrapes_total{revision, outcome}`: the series are made when a scraper
+/// starts, so revisions without an engine add none to `/metrics`.
+#[derive(Debug, Clone)]
+pub(crate) struct EngineScrapeCounters {
+    counters: IntCounterVec,
+    revision: Arc<str>,
+}
+
+impl EngineScrapeCounters {
+    /// One counter per outcome, in `SCRAPE_OUTCOMES`' order.
+    pub(crate) fn resolve(&self) -> [IntCounter; SCRAPE_OUTCOMES.len()] {
+        SCRAPE_OUTCOMES.map(|outcome| self.counters.with_label_values(&[&*self.revision, outcome]))
+    }
 }
 
 /// The phases `swell_replicas{phase}` counts.
@@ -144,6 +180,23 @@ impl Metrics {
             )
             .expect("static metric definition"),
             panic: gauge("swell_panic_mode", "1 while the revision's autoscaler is in panic mode."),
+            tokens: IntCounterVec::new(
+                Opts::new(
+                    "swell_tokens_total",
+                    "Tokens in OpenAI usage reports, by revision and kind (prompt, completion).",
+                ),
+                &["revision", "kind"],
+            )
+            .expect("static metric definition"),
+            time_to_first_token: HistogramVec::new(
+                HistogramOpts::new(
+                    "swell_time_to_first_token_seconds",
+                    "From a streaming request's arrival to the first bytes of its response body.",
+                )
+                .buckets(TTFT_BUCKETS.to_vec()),
+                revision,
+            )
+            .expect("static metric definition"),
             unrouted: IntCounter::new("swell_unrouted_requests_total", "Requests that matched no route (404).")
                 .expect("static metric definition"),
             config_reload_errors: IntCounter::new(
@@ -151,9 +204,23 @@ impl Metrics {
                 "Config reloads rejected; the last good config stays in force.",
             )
             .expect("static metric definition"),
+            access_log_dropped: IntCounter::new(
+                "swell_access_log_dropped_total",
+                "Access-log records dropped because standard output could not keep up.",
+            )
+            .expect("static metric definition"),
             build_info: IntGaugeVec::new(
                 Opts::new("swell_build_info", "Always 1; the labels say which build is running."),
                 &["version", "commit"],
+            )
+            .expect("static metric definition"),
+            engine_scrapes: IntCounterVec::new(
+                Opts::new(
+                    "swell_engine_scrapes_total",
+                    "Scrapes of replicas' engine metrics, by revision and outcome (ok, error, timeout, too_large, \
+                     bad_body, missing_metric).",
+                ),
+                &["revision", "outcome"],
             )
             .expect("static metric definition"),
             registry,
@@ -172,9 +239,13 @@ impl Metrics {
             Box::new(metrics.ready.clone()),
             Box::new(metrics.replicas.clone()),
             Box::new(metrics.panic.clone()),
+            Box::new(metrics.tokens.clone()),
+            Box::new(metrics.time_to_first_token.clone()),
             Box::new(metrics.unrouted.clone()),
             Box::new(metrics.config_reload_errors.clone()),
+            Box::new(metrics.access_log_dropped.clone()),
             Box::new(metrics.build_info.clone()),
+            Box::new(metrics.engine_scrapes.clone()),
         ];
         for collector in collectors {
             metrics.registry.register(collector).expect("metric names are unique");
@@ -198,6 +269,12 @@ impl Metrics {
             ready: self.ready.with_label_values(labels),
             replicas_by_phase: REPLICA_PHASES.map(|phase| self.replicas.with_label_values(&[name, phase])),
             panic: self.panic.with_label_values(labels),
+            prompt_tokens: self.tokens.with_label_values(&[name, TOKEN_KINDS[0]]),
+            completion_tokens: self.tokens.with_label_values(&[name, TOKEN_KINDS[1]]),
+            metered_responses: IntCounter::new("swell_metered_responses", "Responses with OpenAI usage.")
+                .expect("static metric definition"),
+            time_to_first_token: self.time_to_first_token.with_label_values(labels),
+            engine_scrapes: EngineScrapeCounters { counters: self.engine_scrapes.clone(), revision: Arc::from(name) },
         }
     }
 
@@ -218,6 +295,13 @@ impl Metrics {
         for phase in REPLICA_PHASES {
             let _ = self.replicas.remove_label_values(&[name, phase]);
         }
+        for outcome in SCRAPE_OUTCOMES {
+            let _ = self.engine_scrapes.remove_label_values(&[name, outcome]);
+        }
+        for kind in TOKEN_KINDS {
+            let _ = self.tokens.remove_label_values(&[name, kind]);
+        }
+        let _ = self.time_to_first_token.remove_label_values(&[name]);
         let labels = &[name];
         let _ = self.latency.remove_label_values(labels);
         let _ = self.cold_starts.remove_label_values(labels);
@@ -282,6 +366,9 @@ mod tests {
             max_queued: 10,
             max_queued_body_bytes: 0,
             protocol: swell_api::Protocol::Http1,
+            load_balancing: None,
+            serves_llm: false,
+            engine: None,
         };
         let handle = RevisionHandle::new("r", options, &metrics, Arc::new(|| {}));
         handle.throttler.set_endpoints(&[([127, 0, 0, 1], 1).into()]);

@@ -46,7 +46,7 @@ impl MirrorCopy {
             request.headers_mut().insert(MIRRORED.clone(), HeaderValue::from_static("1"));
             // The copy is in memory already: it weighs its exact length. It waits like any request.
             let weight = Throttler::queue_weight(request.body(), 0);
-            let Ok(Slot { lease, deadline, .. }) = admission::slot(&target, Instant::now(), weight).await else {
+            let Ok(Slot { lease, deadline, .. }) = admission::slot(&target, Instant::now(), weight, None).await else {
                 return;
             };
             let forwarded = tokio::time::timeout_at(

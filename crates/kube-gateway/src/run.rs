@@ -48,6 +48,8 @@ pub struct GatewayOptions {
     pub identity: String,
     pub max_queued: usize,
     pub max_body_bytes: u64,
+    /// One JSON line per request on standard output (`--access-log`).
+    pub access_log: bool,
     /// The queue's bound on request-body bytes; 0 = none.
     pub max_queued_body_bytes: u64,
     /// The client listener's limits: timeouts, connection budget, fast path or hyper's.
@@ -65,7 +67,12 @@ pub struct GatewayOptions {
 /// the drain delay short, as a second Ctrl-C would.
 pub async fn run(client: kube::Client, options: GatewayOptions, mut stop: mpsc::UnboundedReceiver<()>) -> Result<()> {
     let metrics = Metrics::new();
-    let gateway = Gateway::new(RouteTable::default(), metrics.clone(), options.max_body_bytes);
+    let gateway_options = swell_gateway::GatewayOptions {
+        max_body_bytes: options.max_body_bytes,
+        access_log: options.access_log,
+        ..swell_gateway::GatewayOptions::default()
+    };
+    let gateway = Gateway::with_options(RouteTable::default(), metrics.clone(), gateway_options);
     let changed = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();
     let managed = format!("{}=swell", labels::MANAGED_BY);

@@ -21,6 +21,7 @@ pub use launcher::{EXEC_REPLICA, exec_replica, launcher_args};
 pub use observer::ReplicaObserver;
 pub use options::{
     DEFAULT_CRASH_BACKOFF_INITIAL, DEFAULT_CRASH_BACKOFF_MAX, DEFAULT_PROBE_TIMEOUT, DEFAULT_READY_PROBE_INTERVAL,
-    DEFAULT_STARTING_PROBE_INTERVAL, DEFAULT_STOP_GRACE, DEFAULT_UNREADY_AFTER_FAILURES, PlatformOptions,
+    DEFAULT_STARTING_PROBE_FIRST, DEFAULT_STARTING_PROBE_INTERVAL, DEFAULT_STOP_GRACE, DEFAULT_UNREADY_AFTER_FAILURES,
+    PlatformOptions,
 };
 pub use platform::{LocalPlatform, ReplicaCounts, ReplicaPhase, ReplicaStatus};

@@ -9,9 +9,16 @@ use std::time::Duration;
 /// model server has nothing left to finish by then: its in-flight requests were drained before SIGTERM.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// Probe pace while a replica starts: a cold-started request waits on this, so the ready set grows within ~20 ms
-/// of the server answering (the design's 10–50 ms band). Refused connections cost almost nothing.
+/// Slowest probe pace while a replica starts: a cold-started request waits on this, so the ready set grows within
+/// 20 ms of the server answering (the design's 10–50 ms band) however long the start. Refused connections cost
+/// almost nothing.
 pub const DEFAULT_STARTING_PROBE_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Fastest probe pace, at the start of a replica's start: the gap between probes of a starting replica grows
+/// with its age from this up to the starting interval (see `probe::ProbeSchedule`), so a server that answers
+/// within milliseconds of its spawn is found within about a millisecond. Equal to the starting interval, the
+/// pace is fixed (Swell's behaviour before the schedule).
+pub const DEFAULT_STARTING_PROBE_FIRST: Duration = Duration::from_millis(1);
 
 /// Probe pace once ready (and while unready): a liveness-style check, cheap next to the traffic itself.
 pub const DEFAULT_READY_PROBE_INTERVAL: Duration = Duration::from_secs(2);
@@ -32,6 +39,9 @@ pub const DEFAULT_CRASH_BACKOFF_MAX: Duration = Duration::from_secs(10);
 pub struct PlatformOptions {
     /// SIGTERM to SIGKILL, for scale-down, removal and shutdown alike.
     pub stop_grace: Duration,
+    /// The first gap between probes of a starting replica; the gap grows from it (see `probe::ProbeSchedule`).
+    pub starting_probe_first: Duration,
+    /// The longest gap between probes of a starting replica.
     pub starting_probe_interval: Duration,
     pub ready_probe_interval: Duration,
     pub probe_timeout: Duration,
@@ -48,6 +58,7 @@ impl Default for PlatformOptions {
     fn default() -> Self {
         Self {
             stop_grace: DEFAULT_STOP_GRACE,
+            starting_probe_first: DEFAULT_STARTING_PROBE_FIRST,
             starting_probe_interval: DEFAULT_STARTING_PROBE_INTERVAL,
             ready_probe_interval: DEFAULT_READY_PROBE_INTERVAL,
             probe_timeout: DEFAULT_PROBE_TIMEOUT,

@@ -55,7 +55,7 @@ pub(crate) struct SpawnedProcess {
 }
 
 /// Spawns `spec` on `port`: `{port}` replaced in every command element and env value, `PORT` set (it wins over a
-/// `PORT` in `env`, since only the platform knows the port), stdin closed, stdout and stderr inherited so users see
+/// `PORT` in `env`, since only the platform knows the port), stdin closed, stdout and stderr both to Swell's stderr so users see
 /// their model server's logs. With a `launcher`, the command runs through it (see `launcher`), forked on the
 /// long-lived spawner thread; must be called inside a Tokio runtime either way.
 pub(crate) fn spawn(spec: &ProcessSpec, port: u16, launcher: Option<&Path>) -> Result<SpawnedProcess, SpawnError> {
@@ -92,7 +92,9 @@ pub(crate) fn spawn(spec: &ProcessSpec, port: u16, launcher: Option<&Path>) -> R
         .envs(spec.env.iter().map(|(key, value)| (key, fill(value))))
         .env("PORT", &port_text)
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
+        // A replica's standard output goes to Swell's standard error: Swell's own standard output carries the
+        // access log (`gateway.accessLog`), one JSON line per request, which a model's prints would corrupt.
+        .stdout(std::io::stderr())
         .stderr(Stdio::inherit())
         .process_group(0)
         // The last line of defence: a dropped handle (a cancelled task, a runtime shutting down) kills the child.

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 
 use crate::context::PlatformContext;
-use crate::probe::{ProbeState, Transition};
+use crate::probe::{ProbeClock, ProbeSchedule, ProbeState, Transition};
 use crate::process::{self, SpawnError, loopback, signal_group};
 use crate::reconcile::ReplicaId;
 use swell_http::readiness_uri;
@@ -186,11 +186,11 @@ impl ReplicaTask {
     async fn serve(&mut self) -> ServingEnded {
         let Self { replica, child, orders } = self;
         let options = &replica.context.options;
-        let mut state = ProbeState::Starting;
-        let mut next_probe = Instant::now() + options.starting_probe_interval;
+        let mut clock = ProbeClock::new(ProbeSchedule::new(options), replica.spawned_at);
         loop {
+            let due = clock.due();
             let probe = async {
-                sleep_until(next_probe).await;
+                sleep_until(due).await;
                 let expected = replica.readiness_body_contains.as_deref();
                 replica.context.prober.is_ready(replica.protocol, &replica.readiness, expected).await
             };
@@ -205,19 +205,21 @@ impl ReplicaTask {
                     },
                 },
                 passed = probe => {
-                    let first = state == ProbeState::Starting;
-                    match state.observe(passed, options.unready_after_failures) {
+                    let first = clock.state() == ProbeState::Starting;
+                    match clock.record(passed, options.unready_after_failures) {
                         Some(Transition::BecameReady) => {
+                            // The start time first, so it is recorded before any request the replica serves is
+                            // answered; then the event, before logging: a cold-started request is waiting on it.
                             if first {
                                 replica.context.observer.replica_started(&replica.revision, replica.spawned_at.elapsed());
                             }
+                            replica.send(ReplicaEventKind::Ready);
                             tracing::info!(
                                 revision = %replica.revision,
                                 port = replica.addr.port(),
                                 elapsed_ms = replica.uptime_ms(),
                                 "replica ready",
                             );
-                            replica.send(ReplicaEventKind::Ready);
                         }
                         Some(Transition::BecameUnready) => {
                             tracing::warn!(
@@ -230,11 +232,6 @@ impl ReplicaTask {
                         }
                         None => {}
                     }
-                    let interval = match state {
-                        ProbeState::Starting => options.starting_probe_interval,
-                        ProbeState::Ready { .. } | ProbeState::Unready => options.ready_probe_interval,
-                    };
-                    next_probe = Instant::now() + interval;
                 }
             }
         }

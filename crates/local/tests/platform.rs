@@ -1,7 +1,8 @@
 //! The local platform against real processes on 127.0.0.1: scale-up, replacement after an outside kill, drain
 //! before stop, the `timeoutSeconds` bound on drains, shutdown (including a child that ignores SIGTERM), crash
 //! backoff, the `{port}`/`PORT` substitution, and the rule that a starting replica is not killed while the ready
-//! ones fall short of desired, and that a replica whose readiness body lacks `readinessBodyContains` stays unready.
+//! ones fall short of desired, that a replica whose readiness body lacks `readinessBodyContains` stays unready, and
+//! that the fast probing of a starting replica finds it through refused connections and failed probes.
 
 mod support;
 
@@ -381,4 +382,44 @@ async fn a_changed_process_spec_rolls_without_ever_emptying_the_ready_set() {
     assert_eq!(recorder.wait_ready("web", 2).await.len(), 2);
     assert_eq!(pids(&platform, "web"), now, "no replica restarted");
     platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_replica_is_found_through_refused_connections_and_failed_probes_from_zero() {
+    // The fast schedule of a starting replica: refused connections while the process starts (the shell sleeps
+    // before the server exists), then a 404 from the listening server while its readiness file is missing,
+    // then ready once it is there; announced once, and serving.
+    let root = scratch_file("slow-listener");
+    std::fs::create_dir_all(&root).expect("a scratch directory");
+    let log = root.join("requests.log");
+    let script = format!(
+        "sleep 0.3; exec python3 -m http.server \"$PORT\" --bind 127.0.0.1 --directory '{}' >/dev/null 2>'{}'",
+        root.display(),
+        log.display()
+    );
+    let mut spec = shell_revision(&script, 5);
+    spec.readiness_path = "/ready".into();
+    let recorder = Recorder::new(Drain::After(Duration::ZERO));
+    let platform = LocalPlatform::new(recorder.clone());
+    platform.upsert_revision("model", &spec);
+    platform.scale("model", 1);
+
+    poll_until("three probes answered 404", || {
+        std::fs::read_to_string(&log).is_ok_and(|logged| logged.matches("\"GET /ready HTTP/1.1\" 404").count() >= 3)
+    })
+    .await;
+    assert!(recorder.snapshot().ready("model").is_empty(), "a 404 is not ready");
+
+    std::fs::write(root.join("ready"), "ok").expect("write the readiness file");
+    let ready = recorder.wait_ready("model", 1).await;
+    assert!(tokio::net::TcpStream::connect(ready[0]).await.is_ok(), "the announced replica accepts connections");
+    let announcements = recorder
+        .snapshot()
+        .log
+        .iter()
+        .filter(|(_, seen)| matches!(seen, Seen::Endpoints { ready, .. } if !ready.is_empty()))
+        .count();
+    assert_eq!(announcements, 1, "announced once: {:?}", recorder.snapshot().log);
+    platform.shutdown().await;
+    let _ = std::fs::remove_dir_all(&root);
 }

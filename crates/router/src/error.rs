@@ -40,6 +40,9 @@ pub enum RouteError {
     #[error("route {route:?}: fallback: {reason}")]
     BadFallback { route: String, reason: String },
 
+    #[error("route {route:?}: coldStart.streamKeepAlive {value:?} is not a duration above 0")]
+    BadKeepAlive { route: String, value: String },
+
     #[error("route {route:?}: name is used by more than one route")]
     DuplicateName { route: String },
 }

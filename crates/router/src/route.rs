@@ -3,6 +3,8 @@
 //! work and do not allocate.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::HeaderName;
 use swell_api::NamedRoute;
@@ -16,7 +18,9 @@ use crate::{Pick, RequestHeaders, Rolls, RouteError, Selected, TAG_HEADER, path,
 
 #[derive(Debug, Clone)]
 pub(crate) struct Route<T> {
-    name: String,
+    /// Shared, so a caller that keeps the name past the table's life (the gateway's access log) takes a
+    /// reference count, not a copy.
+    pub(crate) name: Arc<str>,
     /// Empty: any host, also a request without one.
     hosts: Vec<HostPattern>,
     /// `<tag>-<host>` for each exact host and tagged target; see [`crate::tag`].
@@ -29,6 +33,10 @@ pub(crate) struct Route<T> {
     sticky: Option<HeaderName>,
     mirror: Option<MirrorRule<T>>,
     fallback: Option<Fallback<T>>,
+    /// OpenAI model names; empty: the route matches whatever the body says.
+    pub(crate) models: Vec<Box<str>>,
+    /// `coldStart.streamKeepAlive`: SSE comments to a streaming request held through a cold start.
+    stream_keep_alive: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,7 +123,32 @@ impl<T> Route<T> {
         let mirror = spec.mirror.as_ref().map(|mirror| MirrorRule::compile(name, mirror, resolve)).transpose()?;
         let fallback = spec.fallback.as_ref().map(|fallback| Fallback::compile(name, fallback, resolve)).transpose()?;
         let tag_hosts = tag_hosts(&hosts, &targets);
-        Ok(Self { name: name.clone(), hosts, tag_hosts, prefix, headers, targets, split, sticky, mirror, fallback })
+        let models = spec.models.iter().map(|model| Box::from(model.as_str())).collect();
+        let stream_keep_alive = spec
+            .cold_start
+            .as_ref()
+            .and_then(|cold| cold.stream_keep_alive.as_deref())
+            .map(|text| {
+                swell_api::duration::parse(text)
+                    .ok()
+                    .filter(|every| !every.is_zero())
+                    .ok_or_else(|| RouteError::BadKeepAlive { route: name.clone(), value: text.to_owned() })
+            })
+            .transpose()?;
+        Ok(Self {
+            name: Arc::from(name.as_str()),
+            hosts,
+            tag_hosts,
+            prefix,
+            headers,
+            targets,
+            split,
+            sticky,
+            mirror,
+            fallback,
+            models,
+            stream_keep_alive,
+        })
     }
 
     /// The most specific way this route's hosts (tag hosts included) match the request host, if any does.
@@ -148,6 +181,15 @@ impl<T> Route<T> {
 
     pub(crate) fn mirrors(&self) -> bool {
         self.mirror.is_some()
+    }
+
+    /// Whether a request naming `model` (or none, when the body was not read) may take this route.
+    pub(crate) fn matches_model(&self, model: Option<&str>) -> bool {
+        self.models.is_empty() || model.is_some_and(|model| self.models.iter().any(|m| &**m == model))
+    }
+
+    pub(crate) fn stream_keep_alive(&self) -> Option<Duration> {
+        self.stream_keep_alive
     }
 
     pub(crate) fn matches_headers<H: RequestHeaders + ?Sized>(&self, headers: &H) -> bool {

@@ -3,6 +3,7 @@
 
 use crate::route::Route;
 use crate::{Fallback, Mirror};
+use std::sync::Arc;
 
 /// What [`crate::RouteTable::select`] picked for a request.
 #[derive(Debug)]
@@ -33,6 +34,21 @@ impl<'a, T> Selected<'a, T> {
     /// Whether the route mirrors any share of its requests.
     pub fn route_mirrors(&self) -> bool {
         self.from.mirrors()
+    }
+
+    /// Whether the route matched by the request body's OpenAI `model`.
+    pub fn route_has_models(&self) -> bool {
+        !self.from.models.is_empty()
+    }
+
+    /// The route's name as the table shares it: for a caller that keeps it after the table may be gone.
+    pub fn route_name(&self) -> &'a Arc<str> {
+        &self.from.name
+    }
+
+    /// The route's `coldStart.streamKeepAlive`, if set.
+    pub fn stream_keep_alive(&self) -> Option<std::time::Duration> {
+        self.from.stream_keep_alive()
     }
 }
 

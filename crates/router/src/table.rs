@@ -24,11 +24,14 @@ pub struct RouteTable<T> {
     /// Longest prefix first, then most header conditions first, so that a scan can stop at the first
     /// exact-host match.
     routes: Vec<Route<T>>,
+    /// Some route matches on the OpenAI `model` of the body: only then can a request need its body read
+    /// before routing.
+    has_models: bool,
 }
 
 impl<T> Default for RouteTable<T> {
     fn default() -> Self {
-        Self { routes: Vec::new() }
+        Self { routes: Vec::new(), has_models: false }
     }
 }
 
@@ -45,23 +48,38 @@ impl<T> RouteTable<T> {
             }
             compiled.push(Route::compile(route, &mut resolve)?);
         }
-        // Stable sort: among equal keys the route listed first stays first, which makes it win ties.
-        compiled.sort_by_key(|route| Reverse((route.prefix.len(), route.headers.len())));
-        Ok(Self { routes: compiled })
+        // Stable sort: among equal keys the route listed first stays first, which makes it win ties. A
+        // route that names models is more specific than one that takes any model.
+        compiled.sort_by_key(|route| Reverse((route.prefix.len(), route.headers.len(), !route.models.is_empty())));
+        let has_models = compiled.iter().any(|route| !route.models.is_empty());
+        Ok(Self { routes: compiled, has_models })
     }
 
     /// Picks a route for a request and a target within it: by tag host, else by the `swell-tag` header, else
     /// by the split (the sticky header's bucket, or `rolls.split`); and a mirror by `rolls.mirror`. `None`: no
     /// route matches. Allocation-free.
+    /// Routes that list `models:` never match here: see [`RouteTable::select_model_request`].
     pub fn select_request<H: RequestHeaders + ?Sized>(
         &self,
         request: &RequestView<'_, H>,
         rolls: Rolls,
     ) -> Option<Selected<'_, T>> {
+        self.select_model_request(request, None, rolls)
+    }
+
+    /// [`RouteTable::select_request`] for a request whose body names OpenAI model `model`: routes that list
+    /// models match only when theirs include it; `None` (no body read, or no `model` in it) matches only
+    /// routes that list none. Among routes equal in host, path and headers, one that lists models wins.
+    pub fn select_model_request<H: RequestHeaders + ?Sized>(
+        &self,
+        request: &RequestView<'_, H>,
+        model: Option<&str>,
+        rolls: Rolls,
+    ) -> Option<Selected<'_, T>> {
         let host = request.host.map(request_host);
         let mut best: Option<(HostHit, &Route<T>)> = None;
         for route in &self.routes {
-            if !crate::path::matches(&route.prefix, request.path) {
+            if !crate::path::matches(&route.prefix, request.path) || !route.matches_model(model) {
                 continue;
             }
             let Some(hit) = route.match_host(host) else {
@@ -91,6 +109,33 @@ impl<T> RouteTable<T> {
         let headers = HeaderMap::new();
         self.select_request(&RequestView { host, path, headers: &headers }, Rolls { split: roll, mirror: 0 })
             .map(|selected| Selected { mirror: None, ..selected })
+    }
+
+    /// Whether a route that matches on the body's OpenAI `model` could take this request (its host, path
+    /// and headers fit): the caller must then read the body and use [`RouteTable::select_model_request`].
+    /// One flag check when no route lists models.
+    pub fn wants_model<H: RequestHeaders + ?Sized>(&self, request: &RequestView<'_, H>) -> bool {
+        if !self.has_models {
+            return false;
+        }
+        let host = request.host.map(request_host);
+        self.routes.iter().any(|route| {
+            !route.models.is_empty()
+                && crate::path::matches(&route.prefix, request.path)
+                && route.match_host(host).is_some()
+                && route.matches_headers(request.headers)
+        })
+    }
+
+    /// Every model name the routes list, each once, in route order: the gateway's `GET /v1/models`.
+    pub fn models(&self) -> Vec<&str> {
+        let mut seen = Vec::new();
+        for model in self.routes.iter().flat_map(|route| route.models.iter()) {
+            if !seen.contains(&&**model) {
+                seen.push(&**model);
+            }
+        }
+        seen
     }
 
     /// The number of routes in the table.

@@ -6,6 +6,21 @@
 
 use rand::Rng;
 use rand_distr::{Distribution, LogNormal};
+use swell_engine::EngineConfig;
+
+/// How a replica serves its requests.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ReplicaModel {
+    /// Each request holds one of the replica's `containerConcurrency` slots for its service time (functions,
+    /// and LLM traces when asked for).
+    #[default]
+    Requests,
+    /// Revisions of LLM requests run every replica as a continuous-batching engine (`swell-engine`) stepped
+    /// in virtual time; other revisions keep the request model. `capacity` is the per-replica concurrency
+    /// the autoscalers target and the oracle and static-peak size with; `None` derives it from the
+    /// revision's mean request ([`crate::engine_capacity`]).
+    Engine { config: EngineConfig, capacity: Option<u32> },
+}
 
 /// How long a new replica takes from being asked for to being ready.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -98,6 +113,8 @@ pub struct Platform {
     pub burst_start: StartTime,
     /// Price of one burst-pool replica-second.
     pub burst_price: f64,
+    /// What a replica is: request slots, or an LLM engine.
+    pub replica: ReplicaModel,
 }
 
 impl Default for Platform {
@@ -110,6 +127,7 @@ impl Default for Platform {
             regular_price: 1.0,
             burst_start: StartTime::default(),
             burst_price: 1.5,
+            replica: ReplicaModel::Requests,
         }
     }
 }

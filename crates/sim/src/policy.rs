@@ -6,6 +6,7 @@
 mod histogram;
 mod hpa;
 mod kpa;
+pub(crate) mod oracle;
 mod static_peak;
 mod swell;
 
@@ -85,6 +86,8 @@ pub enum PolicyKind {
     HpaRps(HpaSettings),
     KnativeKpa(AutoscalerSettings),
     Swell(SwellSettings),
+    /// The lower bound that knows the future ([`oracle`]); computed from the requests, not replayed.
+    Oracle,
 }
 
 impl PolicyKind {
@@ -95,6 +98,7 @@ impl PolicyKind {
             Self::HpaRps(_) => "hpa-rps",
             Self::KnativeKpa(_) => "knative-kpa",
             Self::Swell(_) => "swell",
+            Self::Oracle => "oracle",
         }
     }
 
@@ -105,17 +109,24 @@ impl PolicyKind {
             "hpa-rps" => Ok(Self::HpaRps(HpaSettings::default())),
             "knative-kpa" => Ok(Self::KnativeKpa(AutoscalerSettings::default())),
             "swell" => Ok(Self::Swell(SwellSettings::default())),
-            other => Err(format!("unknown policy {other:?}; allowed: static-peak, hpa-rps, knative-kpa, swell")),
+            "oracle" => Ok(Self::Oracle),
+            other => {
+                Err(format!("unknown policy {other:?}; allowed: static-peak, hpa-rps, knative-kpa, swell, oracle"))
+            }
         }
     }
 
-    /// The four policies, in report order.
+    /// The five policies, in report order.
     pub fn all() -> Vec<Self> {
-        ["static-peak", "hpa-rps", "knative-kpa", "swell"].iter().filter_map(|n| Self::by_name(n).ok()).collect()
+        ["static-peak", "hpa-rps", "knative-kpa", "swell", "oracle"]
+            .iter()
+            .filter_map(|n| Self::by_name(n).ok())
+            .collect()
     }
 
     /// A controller for one revision. `peak_need` is the revision's peak offered load in replicas (for
-    /// static-peak); `start_mean` the platform's mean start time (Swell pre-warms that much early).
+    /// static-peak); `start_mean` the platform's mean start time (Swell pre-warms that much early). The
+    /// oracle has none: it is computed from the requests, not replayed.
     pub fn controller(
         &self,
         container_concurrency: u32,
@@ -133,6 +144,7 @@ impl PolicyKind {
                 settings.clone(),
                 start_mean,
             )),
+            Self::Oracle => return Err("the oracle is computed from the requests, not replayed".into()),
         })
     }
 }

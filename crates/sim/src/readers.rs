@@ -2,6 +2,7 @@
 //! and what was expected, so a truncated download or a wrong `--format` is obvious.
 
 pub mod azure_functions;
+pub mod mooncake;
 pub mod request_csv;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ pub enum TraceFormat {
     AzureFunctions,
     /// One request per row with a timestamp (Azure LLM inference 2023: `TIMESTAMP,ContextTokens,GeneratedTokens`).
     RequestCsv,
+    /// Mooncake's JSON lines: `timestamp` (ms), `input_length`, `output_length`, `hash_ids` (512-token blocks).
+    Mooncake,
 }
 
 impl std::str::FromStr for TraceFormat {
@@ -24,7 +27,8 @@ impl std::str::FromStr for TraceFormat {
         match text {
             "azure-functions" => Ok(Self::AzureFunctions),
             "request-csv" => Ok(Self::RequestCsv),
-            other => Err(format!("unknown trace format {other:?}; allowed: azure-functions, request-csv")),
+            "mooncake" => Ok(Self::Mooncake),
+            other => Err(format!("unknown trace format {other:?}; allowed: azure-functions, request-csv, mooncake")),
         }
     }
 }
@@ -50,10 +54,11 @@ pub(crate) fn read_text(path: &Path) -> Result<String, ReadError> {
     std::fs::read_to_string(path).map_err(|source| ReadError::Io { path: path.to_owned(), source })
 }
 
-/// Read a trace of `format` at `path` (a folder for Azure Functions, a file for request CSV).
+/// Read a trace of `format` at `path` (a folder for Azure Functions, a file for request CSV and Mooncake).
 pub fn read(path: &Path, format: TraceFormat, service: &request_csv::TokenServiceModel) -> Result<Trace, ReadError> {
     match format {
         TraceFormat::AzureFunctions => azure_functions::read(path),
         TraceFormat::RequestCsv => request_csv::read(path, service),
+        TraceFormat::Mooncake => mooncake::read(path, service),
     }
 }

@@ -18,7 +18,7 @@ use crate::policy::{Controller, Desired, FleetView, SecondLoad};
 use crate::trace::Request;
 
 /// How long past the trace's end the replay may run to serve what is still queued.
-const OVERRUN_LIMIT: f64 = 6.0 * 3600.0;
+pub(crate) const OVERRUN_LIMIT: f64 = 6.0 * 3600.0;
 
 /// What one revision did under one policy.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,6 +33,9 @@ pub struct Outcome {
     /// Per minute: average requests in flight or queued, and average replicas paid for.
     pub demand: Vec<f64>,
     pub replicas: Vec<f64>,
+    /// Engine model only: time to first token and to the last, from arrival (ms); empty otherwise.
+    pub ttft: Latencies,
+    pub e2e: Latencies,
 }
 
 impl Outcome {
@@ -46,7 +49,20 @@ impl Outcome {
         self.scale_events += other.scale_events;
         add_into(&mut self.demand, &other.demand);
         add_into(&mut self.replicas, &other.replicas);
+        self.ttft.merge(&other.ttft);
+        self.e2e.merge(&other.e2e);
     }
+}
+
+/// Add second `tick`'s load and paid replicas to the per-minute averages.
+pub(crate) fn record_minute(outcome: &mut Outcome, tick: u64, concurrency: f64, paid: u32) {
+    let minute = ((tick - 1) / 60) as usize;
+    if outcome.demand.len() <= minute {
+        outcome.demand.resize(minute + 1, 0.0);
+        outcome.replicas.resize(minute + 1, 0.0);
+    }
+    outcome.demand[minute] += concurrency / 60.0;
+    outcome.replicas[minute] += f64::from(paid) / 60.0;
 }
 
 fn add_into(into: &mut Vec<f64>, from: &[f64]) {
@@ -59,15 +75,25 @@ fn add_into(into: &mut Vec<f64>, from: &[f64]) {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum EventKind {
-    Ready { id: usize, generation: u32 },
-    Done { id: usize },
+pub(crate) enum EventKind {
+    Ready {
+        id: usize,
+        generation: u32,
+    },
+    Done {
+        id: usize,
+    },
+    /// The engine model: replica `id`'s current step ends.
+    StepEnd {
+        id: usize,
+        generation: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Event {
-    at: f64,
-    kind: EventKind,
+pub(crate) struct Event {
+    pub at: f64,
+    pub kind: EventKind,
 }
 
 impl Eq for Event {}
@@ -212,6 +238,8 @@ impl Replay {
                     self.dispatch();
                 }
             }
+            // Only the engine replay schedules steps.
+            EventKind::StepEnd { .. } => {}
             EventKind::Done { id } => {
                 self.fleet.release(id, self.now);
                 self.in_flight -= 1;
@@ -254,13 +282,7 @@ impl Replay {
     }
 
     fn record_minute(&mut self, tick: u64, concurrency: f64) {
-        let minute = ((tick - 1) / 60) as usize;
-        if self.outcome.demand.len() <= minute {
-            self.outcome.demand.resize(minute + 1, 0.0);
-            self.outcome.replicas.resize(minute + 1, 0.0);
-        }
-        self.outcome.demand[minute] += concurrency / 60.0;
-        self.outcome.replicas[minute] += f64::from(self.fleet.counts().paid) / 60.0;
+        record_minute(&mut self.outcome, tick, concurrency, self.fleet.counts().paid);
     }
 
     fn finish(mut self) -> Outcome {

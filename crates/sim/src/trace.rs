@@ -34,6 +34,32 @@ pub enum Arrivals {
     PerMinute(Vec<u32>),
     /// Exact requests, sorted by arrival; their service times are already drawn.
     Exact(Vec<Request>),
+    /// LLM requests (token counts and prompt prefixes), sorted by arrival: served by an engine model when the
+    /// platform has one, otherwise as [`Request`]s with the reader's token-model service time.
+    Llm(Vec<LlmRequest>),
+}
+
+/// One LLM request: when it arrives, its prompt and output in tokens, and which prompt prefixes it shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmRequest {
+    pub arrival: f64,
+    /// Service seconds under the request model (the reader's token model), used when no engine runs it.
+    pub service: f64,
+    pub prompt_tokens: u32,
+    pub output_tokens: u32,
+    /// Ids of the prompt's leading chunks of [`PREFIX_CHUNK_TOKENS`] tokens, Mooncake's `hash_ids`: two
+    /// requests whose first `n` ids are equal share their first `n` chunks. Empty: nothing is shared.
+    pub prefix_ids: Vec<u64>,
+}
+
+/// Tokens per prefix id: Mooncake's 512-token blocks.
+pub const PREFIX_CHUNK_TOKENS: u32 = 512;
+
+impl LlmRequest {
+    /// The request as the request model sees it.
+    pub fn as_request(&self) -> Request {
+        Request { arrival: self.arrival, service: self.service }
+    }
 }
 
 /// How long a replica works on one request.
@@ -77,6 +103,7 @@ impl RevisionTrace {
     pub fn requests(&self, seed: u64, index: usize) -> Vec<Request> {
         match &self.arrivals {
             Arrivals::Exact(requests) => requests.clone(),
+            Arrivals::Llm(requests) => requests.iter().map(LlmRequest::as_request).collect(),
             Arrivals::PerMinute(counts) => {
                 let mut rng = SmallRng::seed_from_u64(mix(seed, index as u64));
                 let total: u64 = counts.iter().map(|&n| u64::from(n)).sum();

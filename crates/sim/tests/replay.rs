@@ -31,7 +31,7 @@ fn three_requests() -> Trace {
 fn reads_the_request_csv_fixture() {
     let trace = three_requests();
     assert_eq!(trace.duration, 120.0);
-    let Arrivals::Exact(requests) = &trace.revisions[0].arrivals else { panic!("exact arrivals") };
+    let Arrivals::Llm(requests) = &trace.revisions[0].arrivals else { panic!("LLM arrivals") };
     let arrivals: Vec<f64> = requests.iter().map(|r| r.arrival).collect();
     assert_eq!(arrivals, [0.0, 0.5, 60.5]);
     assert!(requests.iter().all(|r| (r.service - 1.0).abs() < 1e-12));

@@ -154,6 +154,10 @@ pub struct GatewayArgs {
     /// Serve plain HTTP/1.1 requests on the gateway's own fast path; `false` sends all through hyper.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub fast_path: bool,
+    /// One JSON line per request on standard output (request id, route, revision, status, durations,
+    /// cold-start wait, bytes); the config's `gateway.accessLog`.
+    #[arg(long)]
+    pub access_log: bool,
     /// On SIGTERM, how long `/readyz` answers 503 while requests are still served, so endpoints and load
     /// balancers stop sending traffic before the listener closes (Go-style duration: "5s", "1m"). The
     /// default leaves room in Kubernetes' default 30 s termination grace for in-flight requests to finish
@@ -313,6 +317,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         identity: identity(args.identity)?,
         max_queued: args.max_queued_requests,
         max_body_bytes: args.max_body_bytes,
+        access_log: args.access_log,
         max_queued_body_bytes: args
             .max_queued_body_bytes
             .unwrap_or(swell_api::config::DEFAULT_MAX_QUEUED_BODY_BYTES.max(args.max_body_bytes)),

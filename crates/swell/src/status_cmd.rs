@@ -1,5 +1,5 @@
 //! `swell status`: what a running `swell serve` is doing, read from its admin API (`/v1/status`) and shown
-//! as kubectl-style tables of revisions and routes, or as the JSON document itself (`-o json`); `--watch`
+//! as kubectl-style tables of revisions, routes and engine replicas, or as the JSON document itself (`-o json`); `--watch`
 //! refreshes every second until Ctrl-C. The admin address is `--admin`, else `admin.listen` from the config
 //! file (only that key is read, so a config mid-edit still tells where the admin listens). The request is a
 //! plain HTTP/1.0 GET over a blocking socket: one short exchange on loopback needs no runtime.
@@ -139,7 +139,8 @@ fn body_of(response: &str) -> anyhow::Result<String> {
     Ok(body.to_owned())
 }
 
-/// The revisions table, a blank line, the routes table.
+/// The revisions table, a blank line, the routes table; then, when some revision's engine is scraped, a
+/// blank line and its replicas' engine signals.
 pub(crate) fn render(status: &Value) -> String {
     let empty = Vec::new();
     let revisions = status["revisions"].as_array().unwrap_or(&empty);
@@ -176,7 +177,40 @@ pub(crate) fn render(status: &Value) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    let engines = engine_replicas(revisions);
+    if engines.len() > 1 {
+        out.push('\n');
+        out.push_str(&table(&engines));
+    }
     out
+}
+
+/// One row per ready replica of a revision whose engine is scraped (`replicas[].engine` in the status):
+/// the engine's queue, running requests and KV-cache use, `-` before its first scrape.
+fn engine_replicas(revisions: &[Value]) -> Vec<Vec<String>> {
+    let mut rows = vec![
+        ["REVISION", "REPLICA", "IN-FLIGHT", "WAITING", "RUNNING", "KV-CACHE", "STALE"].map(str::to_owned).to_vec(),
+    ];
+    let number = |value: &Value| value.as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
+    for revision in revisions {
+        let name = revision["name"].as_str().unwrap_or("?");
+        for replica in revision["replicas"].as_array().into_iter().flatten() {
+            let engine = &replica["engine"];
+            if !engine.is_object() {
+                continue;
+            }
+            rows.push(vec![
+                name.to_owned(),
+                replica["address"].as_str().unwrap_or("?").to_owned(),
+                number(&replica["inFlight"]),
+                number(&engine["waiting"]),
+                number(&engine["running"]),
+                engine["kvCacheUse"].as_f64().map_or_else(|| "-".to_owned(), |kv| format!("{:.0}%", kv * 100.0)),
+                if engine["stale"].as_bool() == Some(true) { "yes" } else { "no" }.to_owned(),
+            ]);
+        }
+    }
+    rows
 }
 
 /// The reason, `[panic]` while in panic mode; `-` for a revision the autoscaler does not manage (or has
@@ -264,6 +298,35 @@ main   api.example.com,models.local   /v1/models/m   model-v1=90%, model-v2=10% 
 ext    *                              /              external=100%
 ";
         assert_eq!(render(&status()), expected);
+    }
+
+    #[test]
+    fn engine_replicas_get_a_table_of_their_signals() {
+        let status = json!({
+            "revisions": [
+                {"name": "llm", "replicas": [
+                    {"address": "127.0.0.1:8001", "inFlight": 3,
+                     "engine": {"reported": true, "stale": false, "waiting": 2, "running": 7, "kvCacheUse": 0.8125}},
+                    {"address": "127.0.0.1:8002", "inFlight": 0,
+                     "engine": {"reported": false, "stale": false, "waiting": null, "running": null,
+                                "kvCacheUse": null}},
+                ]},
+                {"name": "plain", "replicas": [{"address": "127.0.0.1:9001", "inFlight": 1}]},
+            ],
+            "routes": [],
+        });
+        let rendered = render(&status);
+        let engine_table: Vec<&str> = rendered.lines().skip_while(|line| !line.starts_with("REVISION")).collect();
+        assert_eq!(
+            engine_table,
+            [
+                "REVISION   REPLICA          IN-FLIGHT   WAITING   RUNNING   KV-CACHE   STALE",
+                "llm        127.0.0.1:8001   3           2         7         81%        no",
+                "llm        127.0.0.1:8002   0           -         -         -          no",
+            ]
+        );
+        // Without scraped engines there is no such table.
+        assert!(!render(&json!({"revisions": [{"name": "plain", "replicas": []}]})).contains("REVISION"));
     }
 
     #[test]

@@ -184,6 +184,7 @@ async fn close_answers_every_waiter() {
     assert_eq!(t.snapshot().queued, 0);
 }
 
+mod balancing;
 mod pokes;
 mod queue_bytes;
 

@@ -55,6 +55,22 @@ pub struct GatewayConfig {
     /// value must be 1 or more.
     #[serde(default)]
     pub max_connections: u64,
+    /// `maxModelBodyBytes` (default 4 MiB): the most of a request body read to find its OpenAI `model`
+    /// (routes with `models:`) or its prompt (revisions with `loadBalancing: engine`) before routing; a
+    /// larger body on such a route gets 413.
+    #[serde(default = "default_max_model_body_bytes")]
+    pub max_model_body_bytes: u64,
+    /// `accessLog` (default false): one JSON line per request on standard output (the logs stay on stderr),
+    /// with its id, route, revision, status, duration, cold-start wait and bytes.
+    #[serde(default)]
+    pub access_log: bool,
+}
+
+/// 4 MiB holds a prompt of about a million characters, past the context of today's open models.
+pub const DEFAULT_MAX_MODEL_BODY_BYTES: u64 = 4 * 1024 * 1024;
+
+fn default_max_model_body_bytes() -> u64 {
+    DEFAULT_MAX_MODEL_BODY_BYTES
 }
 
 fn default_fast_path() -> bool {
@@ -75,6 +91,8 @@ impl Default for GatewayConfig {
             idle_timeout: default_idle_timeout(),
             send_timeout: default_send_timeout(),
             max_connections: 0,
+            max_model_body_bytes: DEFAULT_MAX_MODEL_BODY_BYTES,
+            access_log: false,
         }
     }
 }
@@ -168,6 +186,12 @@ pub fn validate_listeners(gateway: &GatewayConfig, admin: &AdminConfig) -> Resul
                 format!("{} is out of range; allowed: more than 0", crate::duration::Display(value)),
             ));
         }
+    }
+    if !(1024..=1024 * 1024 * 1024).contains(&gateway.max_model_body_bytes) {
+        return Err(ConfigError::invalid(
+            "gateway.maxModelBodyBytes",
+            format!("{} is out of range; allowed: 1024 to 1073741824", gateway.max_model_body_bytes),
+        ));
     }
     if admin.max_connections == 0 {
         return Err(ConfigError::invalid("admin.maxConnections", "0 is out of range; allowed: 1 or more"));

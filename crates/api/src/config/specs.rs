@@ -3,9 +3,10 @@
 //! revisions and sums to 100.
 
 use super::ConfigError;
-use crate::{RevisionSpec, RouteSpec};
+use crate::{LoadBalancing, RevisionSpec, RouteSpec};
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 pub(super) fn validate_revision(field: &str, spec: &RevisionSpec) -> Result<(), ConfigError> {
     match (&spec.process, &spec.endpoints) {
@@ -53,7 +54,56 @@ pub(super) fn validate_revision(field: &str, spec: &RevisionSpec) -> Result<(), 
             format!("{} is out of range; allowed: 1 to 3600", spec.timeout_seconds),
         ));
     }
+    validate_engine(field, spec)
+}
+
+/// `engine:` and `loadBalancing:`: a scrape interval in range, a metrics path, and `engine` balancing
+/// only where there are engine metrics to balance by.
+fn validate_engine(field: &str, spec: &RevisionSpec) -> Result<(), ConfigError> {
+    if let Some(engine) = &spec.engine {
+        duration_in(
+            &format!("{field}.engine.scrapeInterval"),
+            &engine.scrape_interval,
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+        )?;
+        if !engine.metrics_path.starts_with('/') {
+            return Err(ConfigError::invalid(
+                format!("{field}.engine.metricsPath"),
+                format!("{:?} must start with '/'", engine.metrics_path),
+            ));
+        }
+    }
+    if let Some(metric) = spec.scaling.metric.filter(|metric| metric.needs_engine())
+        && spec.scraped_engine().is_none()
+    {
+        let name = serde_json::to_value(metric).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        return Err(ConfigError::invalid(
+            format!("{field}.scaling.metric"),
+            format!(
+                "{name:?} needs `engine.kind` set to an engine (vllm, sglang, trtllm, triton or tgi) whose \
+                 metrics are scraped; allowed without one: concurrency or rps"
+            ),
+        ));
+    }
+    if spec.load_balancing == Some(LoadBalancing::Engine) && spec.scraped_engine().is_none() {
+        return Err(ConfigError::invalid(
+            format!("{field}.loadBalancing"),
+            "`engine` needs `engine.kind` set to an engine (vllm, sglang, trtllm, triton or tgi)",
+        ));
+    }
     Ok(())
+}
+
+/// A Go duration at `field` within `min..=max`.
+pub(super) fn duration_in(field: &str, text: &str, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
+    let range = || format!("allowed: {} to {}", crate::duration::format(min), crate::duration::format(max));
+    let value = crate::duration::parse(text)
+        .map_err(|error| ConfigError::invalid(field, format!("{text:?} is not a duration ({error}); {}", range())))?;
+    if value < min || value > max {
+        return Err(ConfigError::invalid(field, format!("{text:?} is out of range; {}", range())));
+    }
+    Ok(value)
 }
 
 pub(super) fn validate_route(field: &str, spec: &RouteSpec, revisions: &HashSet<&str>) -> Result<(), ConfigError> {
@@ -118,6 +168,21 @@ pub(super) fn validate_route(field: &str, spec: &RouteSpec, revisions: &HashSet<
             format!("{field}.mirror"),
             format!("revisionName {:?} is not a configured revision", mirror.revision_name),
         ));
+    }
+    let mut models = HashSet::new();
+    for model in &spec.models {
+        if model.is_empty() || !models.insert(model.as_str()) {
+            let problem = if model.is_empty() { "an empty name" } else { "a name listed twice" };
+            return Err(ConfigError::invalid(format!("{field}.models"), format!("{model:?} is {problem}")));
+        }
+    }
+    if let Some(every) = spec.cold_start.as_ref().and_then(|cold| cold.stream_keep_alive.as_deref()) {
+        duration_in(
+            &format!("{field}.coldStart.streamKeepAlive"),
+            every,
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+        )?;
     }
     Ok(())
 }

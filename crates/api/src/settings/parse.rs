@@ -30,6 +30,7 @@ const KEYS: &[&str] = &[
     "allow-zero-initial-scale",
     "container-concurrency-target-default",
     "container-concurrency-target-percentage",
+    "credit-starting-replicas",
     "enable-scale-to-zero",
     "initial-scale",
     "max-scale",
@@ -120,6 +121,7 @@ pub(super) fn from_map(map: &BTreeMap<String, String>) -> Result<AutoscalerSetti
             "max-scale" => s.max_scale = count(k, v, 0, "0 (unlimited) or more")?,
             "max-scale-limit" => s.max_scale_limit = count(k, v, 0, "0 (no limit) or more")?,
             "activation-scale" => s.activation_scale = count(k, v, 1, "1 or more")?,
+            "credit-starting-replicas" => s.credit_starting_replicas = boolean(k, v)?,
             // Knative's shipped ConfigMaps carry their documentation under `_example`; copied along, it
             // must not be an error.
             _ if k.starts_with('_') => {}

@@ -15,6 +15,10 @@ use crate::{Metric, ScalingSpec};
 /// `targetUtilizationPercentage` can.
 pub const RPS_TARGET_UTILIZATION: f64 = 0.7;
 
+/// The KV-cache use a replica is aimed at with `metric: kv-cache` when the revision sets no `target`:
+/// headroom for the requests admitted in the next seconds before the engine has to preempt.
+pub const KV_CACHE_TARGET_DEFAULT: f64 = 0.7;
+
 /// Everything one revision's decider needs, resolved and validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RevisionSettings {
@@ -50,6 +54,8 @@ pub struct RevisionSettings {
     pub aggregation: AggregationAlgorithm,
     /// Kept for status output; no effect (the gateway is always in the path).
     pub target_burst_capacity: f64,
+    /// Credit replicas still starting at their capacity (`credit-starting-replicas`); false = Knative.
+    pub credit_starting: bool,
 }
 
 impl Default for RevisionSettings {
@@ -106,6 +112,7 @@ fn base(s: &AutoscalerSettings, container_concurrency: u32) -> RevisionSettings 
         scale_to_zero_pod_retention_period: s.scale_to_zero_pod_retention_period,
         aggregation: AggregationAlgorithm::Linear,
         target_burst_capacity: s.target_burst_capacity,
+        credit_starting: s.credit_starting_replicas,
     }
 }
 
@@ -143,6 +150,21 @@ pub(super) fn resolve(
         }
         // RPS: the target or the default, at Knative's fixed 70 % utilization.
         Metric::Rps => (scaling.target.unwrap_or(s.requests_per_second_target_default), RPS_TARGET_UTILIZATION),
+        // Tokens: no default fits every model (a replica's token capacity depends on the model, the GPU
+        // and the engine's KV budget), so the revision must say; utilization as for rps.
+        Metric::Tokens => {
+            let allowed = "tokens in flight per replica, at least 0.01; required with scaling.metric: tokens";
+            let target = scaling.target.ok_or_else(|| SettingsError::invalid("scaling.target", "unset", allowed))?;
+            (target, RPS_TARGET_UTILIZATION)
+        }
+        // KV-cache use: the target already is a share of the cache, so it is used at 100 % unless the
+        // revision sets a utilization too.
+        Metric::KvCache => {
+            let target = scaling.target.unwrap_or(KV_CACHE_TARGET_DEFAULT);
+            let allowed = "0.01 to 1 (a share of the KV cache) with scaling.metric: kv-cache";
+            check(target <= 1.0, "scaling.target", target, allowed)?;
+            (target, 1.0)
+        }
     };
     r.total_target = total;
     r.target_utilization = scaling.target_utilization_percentage.map_or(default_utilization, |pct| pct / 100.0);
@@ -186,6 +208,9 @@ pub(super) fn resolve(
                 ));
             }
         };
+    }
+    if let Some(credit) = scaling.credit_starting_replicas {
+        r.credit_starting = credit;
     }
     resolve_scale_bounds(s, scaling, &mut r)?;
     Ok(r)

@@ -70,6 +70,7 @@ fn every_key_is_read() {
         ("max-scale", "9"),
         ("max-scale-limit", "10"),
         ("activation-scale", "3"),
+        ("credit-starting-replicas", "false"),
     ]);
     let want = AutoscalerSettings {
         container_concurrency_target_percentage: 80.0,
@@ -93,6 +94,7 @@ fn every_key_is_read() {
         max_scale: 9,
         max_scale_limit: 10,
         activation_scale: 3,
+        credit_starting_replicas: false,
     };
     assert_eq!(s, Ok(want));
 }
@@ -355,4 +357,52 @@ fn bad_revision_overrides_name_the_scaling_key() {
     let zero_ok = parse(&[("allow-zero-initial-scale", "true")]).expect("valid");
     let zero = ScalingSpec { initial_scale: Some(0), ..Default::default() };
     assert_eq!(zero_ok.for_scaling(&zero, 0).map(|r| r.initial_scale), Ok(0));
+}
+
+#[test]
+fn credit_starting_replicas_defaults_on_and_a_revision_can_override_it() {
+    let d = AutoscalerSettings::default();
+    assert!(d.credit_starting_replicas, "the simulator's swell default");
+    assert!(d.for_scaling(&ScalingSpec::default(), 0).expect("settings").credit_starting);
+    let knative = parse(&[("credit-starting-replicas", "false")]).expect("settings");
+    assert!(!knative.for_scaling(&ScalingSpec::default(), 0).expect("settings").credit_starting);
+    let on = ScalingSpec { credit_starting_replicas: Some(true), ..ScalingSpec::default() };
+    assert!(knative.for_scaling(&on, 0).expect("settings").credit_starting, "the revision's value wins");
+    let off = ScalingSpec { credit_starting_replicas: Some(false), ..ScalingSpec::default() };
+    assert!(!d.for_scaling(&off, 0).expect("settings").credit_starting);
+    let bad = parse(&[("credit-starting-replicas", "sometimes")]).expect_err("not a boolean");
+    assert_eq!(bad.to_string(), "credit-starting-replicas: \"sometimes\" is not valid; allowed: true or false");
+}
+
+#[test]
+fn engine_metrics_resolve_their_targets() {
+    let d = AutoscalerSettings::default();
+    let kv = ScalingSpec { metric: Some(Metric::KvCache), ..ScalingSpec::default() };
+    let r = d.for_scaling(&kv, 0).expect("kv-cache settings");
+    // The default KV target is used as it is: it already is a share of the cache.
+    assert_eq!((r.metric, r.total_target, r.target_utilization, r.target), (Metric::KvCache, 0.7, 1.0, 0.7));
+    let kv_set = ScalingSpec { target: Some(0.8), ..kv.clone() };
+    assert_eq!(d.for_scaling(&kv_set, 8).expect("kv-cache settings").target, 0.8, "containerConcurrency plays no part");
+    let tokens = ScalingSpec { metric: Some(Metric::Tokens), target: Some(20000.0), ..ScalingSpec::default() };
+    let r = d.for_scaling(&tokens, 0).expect("tokens settings");
+    assert_eq!((r.metric, r.total_target, r.target), (Metric::Tokens, 20000.0, 14000.0));
+    let tokens_full = ScalingSpec { target_utilization_percentage: Some(100.0), ..tokens };
+    assert_eq!(d.for_scaling(&tokens_full, 0).expect("tokens settings").target, 20000.0);
+}
+
+#[test]
+fn engine_metric_targets_are_checked() {
+    let d = AutoscalerSettings::default();
+    let no_target = ScalingSpec { metric: Some(Metric::Tokens), ..ScalingSpec::default() };
+    assert_eq!(
+        d.for_scaling(&no_target, 0).expect_err("tokens need a target").to_string(),
+        "scaling.target: \"unset\" is not valid; allowed: tokens in flight per replica, at least 0.01; required with \
+         scaling.metric: tokens"
+    );
+    let over = ScalingSpec { metric: Some(Metric::KvCache), target: Some(1.5), ..ScalingSpec::default() };
+    assert_eq!(
+        d.for_scaling(&over, 0).expect_err("over the whole cache").to_string(),
+        "scaling.target: \"1.5\" is out of range; allowed: 0.01 to 1 (a share of the KV cache) with scaling.metric: \
+         kv-cache"
+    );
 }

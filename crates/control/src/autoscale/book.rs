@@ -153,19 +153,19 @@ mod tests {
                 "two gateways add up",
                 vec![("a", 1, vec![("bert", 2.0, 5)]), ("b", 1, vec![("bert", 1.5, 3)])],
                 1,
-                Sample { concurrency: 3.5, requests: 8.0, poked: false },
+                Sample { concurrency: 3.5, requests: 8.0, poked: false, ..Sample::default() },
             ),
             (
                 "a gateway's second report replaces its level and adds its flow",
                 vec![("a", 1, vec![("bert", 2.0, 5)]), ("a", 2, vec![("bert", 1.0, 4)])],
                 2,
-                Sample { concurrency: 1.0, requests: 9.0, poked: false },
+                Sample { concurrency: 1.0, requests: 9.0, poked: false, ..Sample::default() },
             ),
             (
                 "a silent gateway stops counting",
                 vec![("a", 1, vec![("bert", 2.0, 5)]), ("b", 5, vec![("bert", 1.0, 1)])],
                 5,
-                Sample { concurrency: 1.0, requests: 1.0, poked: false },
+                Sample { concurrency: 1.0, requests: 1.0, poked: false, ..Sample::default() },
             ),
             (
                 "other revisions do not count",
@@ -189,8 +189,14 @@ mod tests {
         let mut book = StatsBook::default();
         book.add(&report("a", &[("bert", 2.0, 5)]), secs(1));
         book.poke(key.clone(), secs(1));
-        assert_eq!(book.take(&key, secs(1)), Sample { concurrency: 2.0, requests: 5.0, poked: true });
-        assert_eq!(book.take(&key, secs(2)), Sample { concurrency: 2.0, requests: 0.0, poked: false });
+        assert_eq!(
+            book.take(&key, secs(1)),
+            Sample { concurrency: 2.0, requests: 5.0, poked: true, ..Sample::default() }
+        );
+        assert_eq!(
+            book.take(&key, secs(2)),
+            Sample { concurrency: 2.0, requests: 0.0, poked: false, ..Sample::default() }
+        );
         book.retain(|_| false);
         assert_eq!(book.take(&key, secs(2)), Sample::default());
     }

@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use swell_http::ServerLimits;
@@ -106,6 +107,14 @@ pub(super) struct Served {
     pub(super) keep: bool,
     /// Why the gateway answered itself, when it did (a `FAILURE_REASONS` label).
     pub(super) failure: Option<&'static str>,
+    /// Request body bytes read from the client (for the access log).
+    pub(super) bytes_in: u64,
+    /// Response body bytes written to the client, as framed on the wire (for the access log).
+    pub(super) bytes_out: u64,
+    /// How long the request waited for a replica to start, when it did.
+    pub(super) cold: Option<Duration>,
+    /// What served it after a failed cold start: the fallback revision's name, or `response`.
+    pub(super) fallback: Option<Arc<str>>,
 }
 
 /// Write `a` then `b`, gathered into as few system calls as the socket takes.

@@ -31,7 +31,7 @@ const READ_CHUNK: usize = 8 * 1024;
 /// Take a slot and forward; answers the client in every case.
 pub(super) async fn dispatch(conn: &mut Conn, request: &RequestHead, routed: Routed, start: Instant) -> Served {
     let Routed { revision, fallback, .. } = routed;
-    let mut slot = match admission::admit(revision, fallback, start, request.body_len).await {
+    let mut slot = match admission::admit(revision, fallback, start, request.body_len, None).await {
         Ok(Admitted::Slot(slot)) => slot,
         Ok(Admitted::Reply(reply)) => return write_static(conn, request, &reply).await,
         Err(error) => return write_error(conn, request, error).await,
@@ -41,7 +41,9 @@ pub(super) async fn dispatch(conn: &mut Conn, request: &RequestHead, routed: Rou
     loop {
         let target = slot.revision.clone();
         let error = match forward(conn, request, slot, &extras).await {
-            Forwarded::Served(served) => return served,
+            Forwarded::Served(served) => {
+                return Served { cold: extras.cold, fallback: extras.fallback.clone(), ..served };
+            }
             Forwarded::Refused(error) => error,
         };
         let refused = ProxyError::Upstream { revision: target.name.to_string(), source: Box::new(error) };
@@ -49,7 +51,7 @@ pub(super) async fn dispatch(conn: &mut Conn, request: &RequestHead, routed: Rou
             return write_error(conn, request, refused).await;
         }
         retried = true;
-        slot = match admission::slot(&target, start, request.body_len).await {
+        slot = match admission::slot(&target, start, request.body_len, None).await {
             Ok(slot) => slot,
             Err(error) => return write_error(conn, request, error).await,
         };
@@ -79,7 +81,9 @@ async fn forward(conn: &mut Conn, request: &RequestHead, slot: Slot, extras: &Ex
     // where the next request starts is unknown, and the connection must close after the error.
     let streamed = request.body_len > conn.buf.len() as u64;
     let mut awaiting_client = false;
-    let exchanged = tokio::time::timeout_at(deadline, send(conn, request, addr, extras, &mut awaiting_client)).await;
+    let mut body_sent = 0;
+    let sending = send(conn, request, addr, extras, &mut awaiting_client, &mut body_sent);
+    let exchanged = tokio::time::timeout_at(deadline, sending).await;
     let name = || revision.name.to_string();
     let failed = match exchanged {
         Ok(Ok((upstream, head))) => Ok((upstream, head)),
@@ -109,12 +113,13 @@ async fn forward(conn: &mut Conn, request: &RequestHead, slot: Slot, extras: &Ex
         Ok(exchanged) => exchanged,
         Err(error) if streamed => {
             let served = write_error(conn, &RequestHead { close: true, ..*request }, error).await;
-            return Forwarded::Served(Served { keep: false, ..served });
+            return Forwarded::Served(Served { keep: false, bytes_in: body_sent, ..served });
         }
         Err(error) => return Forwarded::Served(write_error(conn, request, error).await),
     };
     let head_at = Instant::now();
-    let relayed = relay_body(conn, &mut upstream, &head).await;
+    let mut bytes_out = 0;
+    let relayed = relay_body(conn, &mut upstream, &head, &mut bytes_out).await;
     drop(lease);
     let (ended, clean) = match relayed {
         Ok(clean) => (true, clean),
@@ -127,19 +132,30 @@ async fn forward(conn: &mut Conn, request: &RequestHead, slot: Slot, extras: &Ex
         pool::put(addr, upstream);
     }
     let keep = ended && !request.close && head.framing != Framing::UntilClose;
-    Forwarded::Served(Served { status: head.status, head_at, keep, failure: None })
+    Forwarded::Served(Served {
+        status: head.status,
+        head_at,
+        keep,
+        failure: None,
+        bytes_in: request.body_len,
+        bytes_out,
+        cold: None,
+        fallback: None,
+    })
 }
 
 /// Send the request (head from `conn.out`, body from the client) and read the response head. A pooled
 /// connection the replica closed while idle fails before any response byte: then the request, if its body
 /// is still at hand, is sent once more on a new connection (never another pooled one, which the replica has
-/// likely closed too). `awaiting_client` is true while the client's body is awaited.
+/// likely closed too). `awaiting_client` is true while the client's body is awaited; `body_sent` counts
+/// the body bytes the replica was sent.
 async fn send(
     conn: &mut Conn,
     request: &RequestHead,
     addr: SocketAddr,
     extras: &Extras,
     awaiting_client: &mut bool,
+    body_sent: &mut u64,
 ) -> Result<(TcpStream, ResponseHead), SendError> {
     let buffered = request.body_len.min(conn.buf.len() as u64) as usize;
     let whole_body_at_hand = buffered as u64 == request.body_len;
@@ -152,9 +168,10 @@ async fn send(
         };
         conn.ubuf.clear();
         let sent = if whole_body_at_hand {
-            write_all2(&mut upstream, &conn.out, &conn.buf[..buffered]).await.map_err(SendError::Upstream)
+            let written = write_all2(&mut upstream, &conn.out, &conn.buf[..buffered]).await;
+            written.map(|()| *body_sent = buffered as u64).map_err(SendError::Upstream)
         } else {
-            stream_body(conn, &mut upstream, request.body_len, buffered, awaiting_client).await
+            stream_body(conn, &mut upstream, request.body_len, buffered, awaiting_client, body_sent).await
         };
         let received = match sent {
             Ok(()) => read_head(&mut upstream, conn, request, extras).await.map_err(SendError::Upstream),
@@ -196,16 +213,18 @@ async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
 }
 
 /// Send the head and a body larger than what arrived with it, reading the rest from the client as it comes
-/// (each pause at most `body_read_timeout`).
+/// (each pause at most `body_read_timeout`), counting the body bytes sent into `body_sent`.
 async fn stream_body(
     conn: &mut Conn,
     upstream: &mut TcpStream,
     body_len: u64,
     buffered: usize,
     awaiting_client: &mut bool,
+    body_sent: &mut u64,
 ) -> Result<(), SendError> {
     write_all2(upstream, &conn.out, &conn.buf[..buffered]).await.map_err(SendError::Upstream)?;
     conn.buf.drain(..buffered);
+    *body_sent = buffered as u64;
     let mut left = body_len - buffered as u64;
     let pause = Deadline::Pause(conn.limits.body_read_timeout);
     while left > 0 {
@@ -221,6 +240,7 @@ async fn stream_body(
         let take = left.min(conn.buf.len() as u64) as usize;
         upstream.write_all(&conn.buf[..take]).await.map_err(SendError::Upstream)?;
         conn.buf.drain(..take);
+        *body_sent += take as u64;
         left -= take as u64;
     }
     Ok(())
@@ -255,13 +275,20 @@ async fn read_head(
 
 /// Pass the response body on: the head and what came with it in one write, then the rest as it arrives.
 /// `Ok(true)`: the body ended exactly where its framing says, so the replica's connection can be reused.
-async fn relay_body(conn: &mut Conn, upstream: &mut TcpStream, head: &ResponseHead) -> io::Result<bool> {
+/// `sent` counts the body bytes the client was sent (chunk framing included).
+async fn relay_body(
+    conn: &mut Conn,
+    upstream: &mut TcpStream,
+    head: &ResponseHead,
+    sent: &mut u64,
+) -> io::Result<bool> {
     let mut body = Body::new(head.framing);
     let first = body.take(&conn.ubuf[head.len..])?;
     let rest_after = head.len + first;
     // A client that takes no bytes for `send_timeout` loses the connection, and the request its slot.
     let send = Deadline::Pause(conn.limits.send_timeout);
     within(&mut conn.timer, send, write_all2(&mut conn.stream, &conn.out, &conn.ubuf[head.len..rest_after])).await?;
+    *sent = (rest_after - head.len) as u64;
     let mut clean = rest_after == conn.ubuf.len();
     while !body.done() {
         conn.ubuf.clear();
@@ -274,6 +301,7 @@ async fn relay_body(conn: &mut Conn, upstream: &mut TcpStream, head: &ResponseHe
         }
         let take = body.take(&conn.ubuf)?;
         within(&mut conn.timer, send, conn.stream.write_all(&conn.ubuf[..take])).await?;
+        *sent += take as u64;
         clean = take == conn.ubuf.len();
     }
     // Bytes after the body's end mean the replica does not frame its responses as it says.

@@ -6,6 +6,7 @@ use super::conn::{Conn, Deadline, Served, within, write_all2};
 use super::head::put_header;
 use crate::gateway::FALLBACK_HEADER;
 use http::StatusCode;
+use std::sync::Arc;
 use swell_activator::{ProxyError, RETRY_AFTER_SECONDS};
 use swell_router::StaticReply;
 use tokio::time::Instant;
@@ -33,7 +34,7 @@ pub(super) async fn write_error(conn: &mut Conn, request: &RequestHead, error: P
     }
     conn.out.extend_from_slice(b"\r\n");
     let served = finish_local(conn, status, body.as_bytes(), keep).await;
-    Served { failure: Some(error.reason()), ..served }
+    Served { failure: Some(error.reason()), bytes_in: body_read(request, keep), ..served }
 }
 
 /// Answer with a route's fixed fallback response.
@@ -46,7 +47,14 @@ pub(super) async fn write_static(conn: &mut Conn, request: &RequestHead, reply: 
     }
     put_header(&mut conn.out, FALLBACK_HEADER.as_bytes(), b"response");
     conn.out.extend_from_slice(b"\r\n");
-    finish_local(conn, reply.status, &reply.body, keep).await
+    let served = finish_local(conn, reply.status, &reply.body, keep).await;
+    Served { bytes_in: body_read(request, keep), fallback: Some(Arc::from("response")), ..served }
+}
+
+/// The body bytes an answer read: all of them when it kept the connection (the body was consumed), none
+/// otherwise (it was left unread; a forwarded part is counted by the exchange).
+fn body_read(request: &RequestHead, kept: bool) -> u64 {
+    if kept { request.body_len } else { 0 }
 }
 
 fn start_local(out: &mut Vec<u8>, status: StatusCode, body_len: usize, keep: bool) {
@@ -64,5 +72,14 @@ fn start_local(out: &mut Vec<u8>, status: StatusCode, body_len: usize, keep: boo
 async fn finish_local(conn: &mut Conn, status: StatusCode, body: &[u8], keep: bool) -> Served {
     let send = Deadline::Pause(conn.limits.send_timeout);
     let written = within(&mut conn.timer, send, write_all2(&mut conn.stream, &conn.out, body)).await;
-    Served { status, head_at: Instant::now(), keep: keep && written.is_ok(), failure: None }
+    Served {
+        status,
+        head_at: Instant::now(),
+        keep: keep && written.is_ok(),
+        failure: None,
+        bytes_in: 0,
+        bytes_out: if written.is_ok() { body.len() as u64 } else { 0 },
+        cold: None,
+        fallback: None,
+    }
 }

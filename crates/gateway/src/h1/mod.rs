@@ -27,8 +27,9 @@ mod local;
 mod pool;
 mod response;
 
+use crate::access_log::Record;
 use crate::gateway::{Gateway, Routed};
-use conn::{Conn, Deadline};
+use conn::{Conn, Deadline, Served};
 use head::{MAX_HEADERS, ParsedHeaders, RequestId};
 use std::future::Future;
 use std::sync::Arc;
@@ -72,7 +73,9 @@ async fn serve(connection: Accepted, gateway: Arc<Gateway>) -> Option<Handoff> {
     // The timer holds the current head's deadline (else the connection is between requests).
     let mut head_due = true;
     loop {
-        match prepare(&conn.buf, &mut conn.out, &gateway, &peer) {
+        // The access-log record of the request in `conn.buf`, made by `prepare` only when the log is on.
+        let mut logged = None;
+        match prepare(&conn.buf, &mut conn.out, &gateway, &peer, &mut logged) {
             Prepared::NeedMore => {
                 if conn.buf.len() >= limits.max_header_bytes {
                     // hyper answers 431.
@@ -103,17 +106,21 @@ async fn serve(connection: Accepted, gateway: Arc<Gateway>) -> Option<Handoff> {
             }
             Prepared::Handoff => return Some(Handoff { stream: conn.stream, buffered: conn.buf }),
             Prepared::Unrouted(request) => {
+                let start = logged.is_some().then(Instant::now);
                 gateway.metrics.unrouted.inc();
                 conn.buf.drain(..request.head_len);
                 let served = local::write_error(&mut conn, &request, ProxyError::NoRoute).await;
+                log(&gateway, logged, start, &served);
                 if !served.keep {
                     return None;
                 }
                 head_due = false;
             }
             Prepared::Refused(request, error) => {
+                let start = logged.is_some().then(Instant::now);
                 conn.buf.drain(..request.head_len);
-                local::write_error(&mut conn, &request, error).await;
+                let served = local::write_error(&mut conn, &request, error).await;
+                log(&gateway, logged, start, &served);
                 return None;
             }
             Prepared::Ready(request, routed) => {
@@ -126,6 +133,7 @@ async fn serve(connection: Accepted, gateway: Arc<Gateway>) -> Option<Handoff> {
                     primary.metrics.count_failure(reason);
                 }
                 primary.metrics.latency.observe(served.head_at.duration_since(start).as_secs_f64());
+                log(&gateway, logged, Some(start), &served);
                 if !served.keep || *stopping.borrow() {
                     return None;
                 }
@@ -135,9 +143,29 @@ async fn serve(connection: Accepted, gateway: Arc<Gateway>) -> Option<Handoff> {
     }
 }
 
+/// Send the access-log record of a request the fast path answered, when the log is on. `start`: when its
+/// head had been read.
+fn log(gateway: &Gateway, logged: Option<Record>, start: Option<Instant>, served: &Served) {
+    let (Some(log), Some(mut record), Some(start)) = (&gateway.access_log, logged, start) else { return };
+    record.status = served.status.as_u16();
+    record.head = served.head_at.saturating_duration_since(start);
+    record.duration = start.elapsed();
+    record.cold_start = served.cold;
+    record.fallback = served.fallback.clone();
+    record.bytes_in = served.bytes_in;
+    record.bytes_out = served.bytes_out;
+    log.send(record);
+}
+
+/// The client's `x-request-id`, the first when it sent more than one.
+fn client_request_id<'b>(headers: &[httparse::Header<'b>]) -> Option<&'b [u8]> {
+    headers.iter().find(|header| header.name.eq_ignore_ascii_case("x-request-id")).map(|header| header.value)
+}
+
 /// Parse the head at the start of `buf`, route it, and write the replica's head into `out` when the fast
-/// path serves it. Synchronous, so the parser's header array never lives in a connection's future.
-fn prepare(buf: &[u8], out: &mut Vec<u8>, gateway: &Gateway, peer: &Peer) -> Prepared {
+/// path serves it. Synchronous, so the parser's header array never lives in a connection's future. When the
+/// access log is on, a request the fast path answers gets its record in `logged`.
+fn prepare(buf: &[u8], out: &mut Vec<u8>, gateway: &Gateway, peer: &Peer, logged: &mut Option<Record>) -> Prepared {
     if buf.is_empty() {
         return Prepared::NeedMore;
     }
@@ -152,6 +180,10 @@ fn prepare(buf: &[u8], out: &mut Vec<u8>, gateway: &Gateway, peer: &Peer) -> Pre
         Ok(Some(inspected)) => inspected,
         Ok(None) => return Prepared::Handoff,
         Err(error) => {
+            if gateway.access_log.is_some() {
+                let (method, target) = (parsed.method.unwrap_or(""), parsed.path.unwrap_or(""));
+                *logged = Some(Record::arrived(method, target, client_request_id(parsed.headers)));
+            }
             // What follows the head cannot be trusted to start the next request: answer and close.
             let request = RequestHead { head_len, body_len: 0, is_head: false, close: true, id: RequestId::default() };
             return Prepared::Refused(request, error);
@@ -166,13 +198,28 @@ fn prepare(buf: &[u8], out: &mut Vec<u8>, gateway: &Gateway, peer: &Peer) -> Pre
     };
     let view =
         RequestView { host: Some(inspected.host), path: inspected.path, headers: &ParsedHeaders(parsed.headers) };
-    let Some(routed) = gateway.route_view(&view) else {
-        return Prepared::Unrouted(request(RequestId::default()));
+    let method = parsed.method.unwrap_or("");
+    let mut routed = match gateway.route_view(&view) {
+        Ok(Some(routed)) => routed,
+        Ok(None) => {
+            if gateway.access_log.is_some() {
+                *logged = Some(Record::arrived(method, inspected.path, client_request_id(parsed.headers)));
+            }
+            return Prepared::Unrouted(request(RequestId::default()));
+        }
+        // Routed by the body's OpenAI `model`: hyper's path reads the body first.
+        Err(()) => return Prepared::Handoff,
     };
     if !serves(&routed, gateway, inspected.body_len) {
         return Prepared::Handoff;
     }
     let id = head::write_upstream(&parsed, &inspected, peer, out);
+    if gateway.access_log.is_some() {
+        let mut record = Record::arrived(method, inspected.path, Some(id.as_bytes()));
+        record.route = routed.route.take();
+        record.revision = Some(routed.revision.name.clone());
+        *logged = Some(record);
+    }
     Prepared::Ready(request(id), routed)
 }
 

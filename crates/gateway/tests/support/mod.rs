@@ -81,6 +81,9 @@ pub fn options(timeout: Duration, protocol: Protocol) -> RevisionOptions {
         max_queued: 100,
         max_queued_body_bytes: swell_api::config::DEFAULT_MAX_QUEUED_BODY_BYTES,
         protocol,
+        load_balancing: None,
+        serves_llm: false,
+        engine: None,
     }
 }
 

@@ -80,6 +80,7 @@ fn start_with(drain_delay: Duration, edit: impl FnOnce(&mut GatewayOptions)) -> 
         max_queued: 100,
         max_body_bytes: 0,
         max_queued_body_bytes: 0,
+        access_log: false,
         limits: swell_gateway::ServerLimits::default(),
         admin_limits: swell_gateway::ServerLimits::default(),
         drain_delay,

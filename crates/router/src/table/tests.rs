@@ -11,6 +11,7 @@ use crate::{DEFAULT_MIRROR_MAX_BODY_BYTES, Pick};
 
 mod header_matches;
 mod mirror;
+mod models;
 mod sticky;
 mod tags;
 
@@ -33,6 +34,8 @@ fn route(name: &str, hosts: &[&str], prefix: &str, traffic: Vec<TrafficTarget>) 
             sticky_header: None,
             mirror: None,
             fallback: None,
+            models: Vec::new(),
+            cold_start: None,
         },
     }
 }

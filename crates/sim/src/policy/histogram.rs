@@ -84,9 +84,10 @@ impl IdleHistogram {
     }
 
     /// Swell's keep-alive: among windows whose ends are whole percentiles of the gaps, the one that lets the
-    /// most next requests find a ready replica while spending no more replica-seconds per gap than `budget`;
-    /// a window starting after 0 is a pre-warm, asked for `lead` seconds before it must be ready.
-    pub fn best_window(&self, budget: f64, lead: f64, prewarm: bool) -> Option<WarmWindow> {
+    /// most next requests find a ready replica while spending no more replica-seconds per gap than `budget`,
+    /// or than the misses it saves would cost (`miss_cost` replica-seconds each: 0 = the budget alone); a
+    /// window starting after 0 is a pre-warm, asked for `lead` seconds before it must be ready.
+    pub fn best_window(&self, budget: f64, miss_cost: f64, lead: f64, prewarm: bool) -> Option<WarmWindow> {
         if self.samples() == 0 {
             return None;
         }
@@ -108,8 +109,12 @@ impl IdleHistogram {
             let from = ready_from.saturating_sub(lead);
             for &until in &edges[i + 1..] {
                 let (cost, hits) = self.cost_and_hits(&prefix, from, ready_from, until);
-                if cost > budget {
-                    break; // longer windows from here cost more still
+                if cost > budget.max(miss_cost) {
+                    break; // longer windows from here cost more still (and hits are at most 1)
+                }
+                // Within the budget, or paid for by the misses it saves.
+                if cost > budget && cost > hits * miss_cost {
+                    continue;
                 }
                 let (best_hits, best_cost, _) = best;
                 if hits > best_hits + 1e-12 || (hits > best_hits - 1e-12 && cost < best_cost) {
@@ -182,9 +187,25 @@ mod tests {
         // Knative's 90 s keep-alive spends 90 s per gap and never sees the next request.
         assert_eq!(h.fixed_keep_alive_cost(90.0), 90.0);
         // The same budget placed on the gaps: pre-warm 5 s before 290 s, keep until the last gap ended.
-        let w = h.best_window(90.0, 5.0, true).expect("a window");
+        let w = h.best_window(90.0, 0.0, 5.0, true).expect("a window");
         assert_eq!(w, WarmWindow { from: 285.0, until: 311.0 }, "gaps in bins 290..=310");
         // Without pre-warming nothing within budget reaches the gaps: release at once.
-        assert_eq!(h.best_window(90.0, 5.0, false), Some(WarmWindow { from: 0.0, until: 0.0 }));
+        assert_eq!(h.best_window(90.0, 0.0, 5.0, false), Some(WarmWindow { from: 0.0, until: 0.0 }));
+    }
+
+    #[test]
+    fn a_window_that_saves_more_misses_than_it_costs_is_kept_beyond_the_budget() {
+        // Gaps of 0.5..=20.5 s, about 10.5 s on average; a budget of 2 replica-seconds per gap keeps the
+        // replica for the first 2 s only.
+        let mut h = IdleHistogram::default();
+        for i in 0..105 {
+            h.record(0.5 + f64::from(i % 21));
+        }
+        let budget_only = h.best_window(2.0, 0.0, 0.0, false).expect("a window");
+        assert_eq!(budget_only, WarmWindow { from: 0.0, until: 2.0 });
+        // A miss that costs 22 s × 4 replicas = 88 replica-seconds: keeping through every gap pays for itself.
+        assert_eq!(h.best_window(2.0, 88.0, 0.0, false), Some(WarmWindow { from: 0.0, until: 21.0 }));
+        // A miss of 1 replica-second saves less than any longer window costs: the budget's window stands.
+        assert_eq!(h.best_window(2.0, 1.0, 0.0, false), Some(budget_only));
     }
 }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use swell_api::settings::RevisionSettings;
+use swell_autoscaler::credit::credited_concurrency;
 use swell_autoscaler::{Decider, Decision};
 
 use super::{Controller, Desired, FleetView, SecondLoad, secs};
@@ -18,18 +19,26 @@ pub struct KnativeKpa {
     current: u32,
     /// Requests already recorded by pokes in the current second, so the tick does not count them twice.
     poked: u32,
+    /// Credit starting replicas at their capacity (`swell_autoscaler::credit`); off for Knative.
+    credit_starting: bool,
 }
 
 impl KnativeKpa {
     pub fn new(settings: RevisionSettings) -> Self {
         let decider = Decider::new(&settings, Duration::ZERO, 0);
-        Self { settings, decider, current: 0, poked: 0 }
+        Self { settings, decider, current: 0, poked: 0, credit_starting: false }
     }
 
     /// Record a second's load (minus what pokes already recorded) and decide.
     pub(crate) fn decide(&mut self, now: u64, load: SecondLoad, fleet: FleetView) -> Decision {
         let requests = load.requests.saturating_sub(std::mem::take(&mut self.poked));
-        self.decider.record(secs(now), load.concurrency, f64::from(requests));
+        let concurrency = if self.credit_starting {
+            let starting = fleet.total.saturating_sub(fleet.ready);
+            credited_concurrency(load.concurrency, fleet.ready, starting, &self.settings)
+        } else {
+            load.concurrency
+        };
+        self.decider.record(secs(now), concurrency, f64::from(requests));
         let decision = self.decider.tick(secs(now), fleet.ready, &self.settings);
         self.current = decision.desired.unwrap_or(self.current);
         decision
@@ -59,6 +68,12 @@ impl Controller for KnativeKpa {
 }
 
 impl KnativeKpa {
+    /// Credit replicas still starting at their capacity, as `Scaler::with_credit_starting` does live.
+    pub fn with_credit_starting(mut self, on: bool) -> Self {
+        self.credit_starting = on;
+        self
+    }
+
     /// The per-replica target the decider aims at.
     pub(crate) fn target(&self) -> f64 {
         self.settings.target

@@ -1,4 +1,4 @@
-//! `swell`: the real decider with Knative's defaults for everything with load, plus three mechanisms, each a
+//! `swell`: the real decider with Knative's defaults for everything with load, plus five mechanisms, each a
 //! setting:
 //!
 //! - **keep-alive from the idle-gap histogram** (`keep_alive_budget`): once the revision has no work, its
@@ -12,6 +12,13 @@
 //!   ready. Off: windows start when the gap starts.
 //! - **burst placement** (`burst_spikes`): replicas that panic mode adds above the stable-mode count go to
 //!   the burst pool, which is taken away first; the regular pool keeps the stable count.
+//! - **capacity on its way** (`credit_starting`): replicas ordered and still starting are credited at their
+//!   capacity before the load is recorded (`swell_autoscaler::credit`), so requests queued for them do not
+//!   make panic mode order more. Off: Knative's decider exactly.
+//! - **misses priced** (`miss_price`): a miss (a request finding the revision at zero) costs a start time
+//!   for every replica it orders, and the revision's misses are watched to learn how many that is (its burst
+//!   shape: with slow starts a burst at zero orders many). A keep-alive window that saves more misses than
+//!   it costs is kept even beyond the budget. 0: the budget alone decides, as before.
 //!
 //! Only the zero step is Swell's own: while requests are in flight, or while the decider wants two replicas
 //! or more, the decider's answer stands. Until a revision has `min_gaps` idle gaps on record (or when most
@@ -37,6 +44,11 @@ pub struct SwellSettings {
     pub max_out_of_bounds: f64,
     /// Put panic-mode replicas above the stable count on the burst pool (off).
     pub burst_spikes: bool,
+    /// Credit replicas still starting at their capacity when deciding (on; off = Knative's decider).
+    pub credit_starting: bool,
+    /// What a miss costs, as a multiple of (mean start time × replicas a miss orders) replica-seconds (1.0;
+    /// 0 = misses are not priced: the budget alone decides, as before).
+    pub miss_price: f64,
 }
 
 impl Default for SwellSettings {
@@ -48,6 +60,8 @@ impl Default for SwellSettings {
             min_gaps: 10,
             max_out_of_bounds: 0.5,
             burst_spikes: false,
+            credit_starting: true,
+            miss_price: 1.0,
         }
     }
 }
@@ -63,13 +77,52 @@ pub struct SwellPolicy {
     start_lead: f64,
     /// The window last chosen, and the number of gaps it was chosen on.
     window: Option<(u64, Option<WarmWindow>)>,
+    /// Replicas one miss (a request finding the revision at zero) orders: a running average, at least 1.
+    per_miss: f64,
+    /// The scale-up being watched: until when, the count before it, and the highest count since.
+    watching: Option<(f64, u32, u32)>,
 }
 
 impl SwellPolicy {
     pub fn new(revision: RevisionSettings, settings: SwellSettings, start_lead: f64) -> Self {
         let knative_keep = (revision.stable_window + revision.scale_to_zero_wait()).as_secs_f64();
-        let kpa = KnativeKpa::new(revision);
-        Self { kpa, settings, gaps: IdleHistogram::default(), knative_keep, start_lead, window: None }
+        let kpa = KnativeKpa::new(revision).with_credit_starting(settings.credit_starting);
+        Self {
+            kpa,
+            settings,
+            gaps: IdleHistogram::default(),
+            knative_keep,
+            start_lead,
+            window: None,
+            per_miss: 1.0,
+            watching: None,
+        }
+    }
+
+    /// Replica-seconds one miss costs: each replica it orders is paid for a start time before it serves.
+    fn miss_cost(&self) -> f64 {
+        self.settings.miss_price * self.start_lead * self.per_miss
+    }
+
+    /// Watch the scale-up a miss sets off, from a fleet of `before` replicas: how many it orders within one
+    /// start time and a panic window (what the decider asks for while requests wait for the first replica).
+    fn watch(&mut self, now: f64, before: u32) {
+        if self.watching.is_none() {
+            self.watching = Some((now + self.start_lead + 6.0, before, before));
+        }
+    }
+
+    fn observe(&mut self, now: f64, wanted: u32) {
+        let Some((until, before, peak)) = self.watching else { return };
+        let peak = peak.max(wanted);
+        if now < until {
+            self.watching = Some((until, before, peak));
+            return;
+        }
+        self.watching = None;
+        let ordered = f64::from(peak.saturating_sub(before).max(1));
+        // A running average over the last few misses: the revision's own burst shape.
+        self.per_miss = (0.8 * self.per_miss + 0.2 * ordered).max(1.0);
     }
 
     /// The warm window the histogram supports, or `None` where it is not yet evidence. Chosen again once
@@ -86,7 +139,8 @@ impl SwellPolicy {
             None
         } else {
             let budget = s.keep_alive_budget * self.gaps.fixed_keep_alive_cost(self.knative_keep);
-            self.gaps.best_window(budget, self.start_lead, s.prewarm)
+            let miss_cost = self.miss_cost();
+            self.gaps.best_window(budget, miss_cost, self.start_lead, s.prewarm)
         };
         self.window = Some((samples, window));
         window
@@ -97,6 +151,7 @@ impl Controller for SwellPolicy {
     fn tick(&mut self, now: u64, load: SecondLoad, fleet: FleetView) -> Desired {
         let decision = self.kpa.decide(now, load, fleet);
         let decided = decision.desired.unwrap_or(fleet.total);
+        self.observe(now as f64, decided);
         let mut regular = decided;
         if let Some(idle_since) = fleet.idle_since
             && decided <= 1
@@ -115,6 +170,7 @@ impl Controller for SwellPolicy {
     }
 
     fn poke(&mut self, now: f64, fleet: FleetView) -> Option<Desired> {
+        self.watch(now, fleet.total);
         Some(Desired::regular(self.kpa.poke_decider(now, fleet).max(1)))
     }
 

@@ -1,13 +1,14 @@
 //! One request per row with a timestamp, as in the Azure LLM inference trace 2023 (Patel et al., "Splitwise"):
 //! `TIMESTAMP,ContextTokens,GeneratedTokens` with wall-clock timestamps like `2023-11-16 18:15:46.6805900`
-//! (plain seconds are accepted too). The trace becomes one revision. Service time comes from a token model:
-//! by default proportional to the generated tokens (decode dominates an LLM request), see
-//! [`TokenServiceModel`].
+//! (plain seconds are accepted too). The trace becomes one revision of LLM requests (prompt and generated
+//! tokens, no shared prefixes: the trace has none), which an engine model serves when the platform has one.
+//! For the request model, service time comes from a token model: by default proportional to the generated
+//! tokens (decode dominates an LLM request), see [`TokenServiceModel`].
 
 use std::path::Path;
 
 use super::{ReadError, read_text};
-use crate::trace::{Arrivals, Request, RevisionTrace, ServiceTime, Trace};
+use crate::trace::{Arrivals, LlmRequest, RevisionTrace, ServiceTime, Trace};
 
 /// Service seconds = `base + per_context_token × context + per_generated_token × generated`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,7 +26,7 @@ impl Default for TokenServiceModel {
 }
 
 impl TokenServiceModel {
-    fn service(&self, context: f64, generated: f64) -> f64 {
+    pub fn service(&self, context: f64, generated: f64) -> f64 {
         (self.base + self.per_context_token * context + self.per_generated_token * generated).max(0.0)
     }
 }
@@ -48,20 +49,35 @@ pub(crate) fn parse(path: &Path, text: &str, model: &TokenServiceModel) -> Resul
             let field = fields.get(i).copied().unwrap_or("0");
             field.trim().parse().map_err(|_| ReadError::parse(path, index + 1, format!("{field:?} is not a number")))
         };
-        rows.push((at, model.service(number(1)?, number(2)?)));
+        let (context, generated) = (number(1)?, number(2)?);
+        rows.push(LlmRequest {
+            arrival: at,
+            service: model.service(context, generated),
+            prompt_tokens: tokens(context),
+            output_tokens: tokens(generated),
+            prefix_ids: Vec::new(),
+        });
     }
-    let Some(start) = rows.iter().map(|r| r.0).reduce(f64::min) else {
+    let Some(start) = rows.iter().map(|r| r.arrival).reduce(f64::min) else {
         return Err(ReadError::Content { path: path.to_owned(), message: "no requests".into() });
     };
-    let mut requests: Vec<Request> =
-        rows.into_iter().map(|(at, service)| Request { arrival: at - start, service }).collect();
+    let mut requests = rows;
+    for r in &mut requests {
+        r.arrival -= start;
+    }
     requests.sort_by(|a, b| a.arrival.total_cmp(&b.arrival));
     // The recording ends with its last whole minute, so per-minute figures are not cut short.
     let last = requests.last().map_or(0.0, |r| r.arrival);
     let duration = ((last / 60.0).floor() + 1.0) * 60.0;
     let name = path.file_stem().map_or_else(|| "requests".into(), |s| s.to_string_lossy().into_owned());
-    let revision = RevisionTrace { name, arrivals: Arrivals::Exact(requests), service: ServiceTime::PerRequest };
+    let revision = RevisionTrace { name, arrivals: Arrivals::Llm(requests), service: ServiceTime::PerRequest };
     Ok(Trace { revisions: vec![revision], duration })
+}
+
+/// A token count as the engine takes it: rounded, and at least 1 (an engine needs one prompt token and
+/// generates at least one).
+pub(crate) fn tokens(count: f64) -> u32 {
+    if count.is_finite() { count.round().clamp(1.0, f64::from(u32::MAX)) as u32 } else { 1 }
 }
 
 /// Seconds since the Unix epoch of `YYYY-MM-DD HH:MM:SS[.fraction]` (UTC) or of a plain number of seconds.
@@ -98,9 +114,10 @@ mod tests {
     fn reads_llm_rows_relative_to_the_first_request() {
         let text = "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 23:59:59.5000000,374,44\n2023-11-17 00:00:01.0000000,396,100";
         let trace = parse(Path::new("conv.csv"), text, &TokenServiceModel::default()).expect("valid");
-        let Arrivals::Exact(requests) = &trace.revisions[0].arrivals else { panic!("exact arrivals") };
+        let Arrivals::Llm(requests) = &trace.revisions[0].arrivals else { panic!("LLM arrivals") };
         assert_eq!(requests.len(), 2);
-        assert_eq!(requests[0], Request { arrival: 0.0, service: 44.0 * 0.02 });
+        assert_eq!(requests[0].as_request(), crate::Request { arrival: 0.0, service: 44.0 * 0.02 });
+        assert_eq!((requests[0].prompt_tokens, requests[0].output_tokens), (374, 44));
         assert!((requests[1].arrival - 1.5).abs() < 1e-6, "across midnight: {}", requests[1].arrival);
         assert_eq!(trace.duration, 60.0);
         assert_eq!(trace.revisions[0].name, "conv");

@@ -1,5 +1,6 @@
 //! The autoscaler's runtime: once a second, every managed revision's throttler is sampled (time-weighted
-//! concurrency and request count), the sample goes through the revision's `swell_autoscaler::Scaler` (the
+//! concurrency and request count, and for `tokens`/`kv-cache` revisions the engine signal from
+//! `swell_gateway::load_signal`), the sample goes through the revision's `swell_autoscaler::Scaler` (the
 //! step the cluster's control plane runs too), and a changed desired scale goes to the platform. A poke from a throttler (a request arrived with no replica ready) runs the
 //! same step for that revision at once, so scale from zero starts within milliseconds, not at the next tick.
 //! Settings are read from an `ArcSwap` each tick, so a hot reload applies from the next tick and the
@@ -17,6 +18,7 @@ use std::time::Duration;
 use swell_api::LocalConfig;
 use swell_api::settings::{AutoscalerSettings, RevisionSettings};
 use swell_autoscaler::{Decision, Sample, Scaler};
+use swell_gateway::load_signal::{TokenEstimate, engine_signal};
 use swell_local::LocalPlatform;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -64,6 +66,8 @@ struct Scaled {
     /// The global settings `settings` was resolved from; a different pointer means a reload happened.
     resolved_from: Arc<AutoscalerSettings>,
     desired: u32,
+    /// Mean tokens per request from the revision's `usage` counters, for `metric: tokens`.
+    tokens: TokenEstimate,
 }
 
 pub(crate) struct Autoscaler {
@@ -191,7 +195,14 @@ impl Autoscaler {
         }
         let sample = revision.handle.throttler.sample();
         // A poke runs this step with the throttler's own sample, which already counts the waiting request.
-        let sample = Sample { concurrency: sample.concurrency, requests: sample.requests as f64, poked: false };
+        let throttler = &revision.handle.throttler;
+        let signal = if scaled.settings.metric.needs_engine() {
+            scaled.tokens.observe(&revision.handle.metrics);
+            engine_signal(scaled.settings.metric, throttler, sample.concurrency, &scaled.tokens)
+        } else {
+            0.0
+        };
+        let sample = Sample { concurrency: sample.concurrency, requests: sample.requests as f64, poked: false, signal };
         let ready = revision.handle.throttler.snapshot().ready as u32;
         let step = scaled.scaler.step(now, sample, ready, scaled.desired, &scaled.settings);
         let decision = step.decision;
@@ -226,7 +237,8 @@ impl Scaled {
         platform.scale(&revision.name, desired);
         revision.handle.metrics.desired.set(desired as i64);
         let scaler = Scaler::new(&settings, now, 0);
-        Scaled { revision: revision.clone(), scaler, settings, resolved_from: global.clone(), desired }
+        let tokens = TokenEstimate::default();
+        Scaled { revision: revision.clone(), scaler, settings, resolved_from: global.clone(), desired, tokens }
     }
 }
 
@@ -248,6 +260,7 @@ fn decision_json(decision: &Decision, settings: &RevisionSettings, now: Duration
             "scaleToZeroGracePeriodSeconds": settings.scale_to_zero_grace_period.as_secs_f64(),
             "minScale": settings.min_scale,
             "maxScale": settings.max_scale,
+            "creditStartingReplicas": settings.credit_starting,
         },
     })
 }

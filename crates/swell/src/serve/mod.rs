@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use swell_api::LocalConfig;
-use swell_gateway::{Gateway, Metrics, RevisionHandle, RevisionSet};
+use swell_gateway::{Gateway, GatewayOptions, Metrics, RevisionHandle, RevisionSet};
 use swell_local::{LocalPlatform, PlatformOptions};
 use swell_router::RouteTable;
 use tokio::net::TcpListener;
@@ -99,7 +99,12 @@ async fn run(config: LocalConfig, config_path: &Path, gateway_threads: usize) ->
             return Ok(ExitCode::from(EXIT_BAD_CONFIG));
         }
     };
-    let gateway = Gateway::new(routes, metrics.clone(), config.gateway.max_body_bytes);
+    let options = GatewayOptions {
+        max_body_bytes: config.gateway.max_body_bytes,
+        max_model_body_bytes: config.gateway.max_model_body_bytes,
+        access_log: config.gateway.access_log,
+    };
+    let gateway = Gateway::with_options(routes, metrics.clone(), options);
 
     // Both addresses are bound before any replica or listener starts, so either one in use fails start-up
     // with nothing started (exit 64, like any other unusable setting).

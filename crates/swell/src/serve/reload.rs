@@ -273,6 +273,8 @@ fn restart_needed(current: &LocalConfig, next: &LocalConfig) -> Result<(), Strin
     read_at_start_up!("gateway.idleTimeout", a.idle_timeout, b.idle_timeout);
     read_at_start_up!("gateway.sendTimeout", a.send_timeout, b.send_timeout);
     read_at_start_up!("gateway.maxConnections", a.max_connections, b.max_connections);
+    read_at_start_up!("gateway.maxModelBodyBytes", a.max_model_body_bytes, b.max_model_body_bytes);
+    read_at_start_up!("gateway.accessLog", a.access_log, b.access_log);
     read_at_start_up!("admin.maxConnections", current.admin.max_connections, next.admin.max_connections);
     if *a != *b || current.admin != next.admin {
         // A key added to these sections and not listed above: still read at start-up only.

@@ -1,25 +1,45 @@
 //! `swell simulate --trace`: read a request trace, replay it under the chosen policies with `swell_sim`, print
 //! the report as a Markdown table, and write the JSON report and the SVG charts asked for. `--tradeoff` also
 //! sweeps the keep-alive setting of `knative-kpa` (its scale-to-zero grace period) and of `swell` (its keep-alive
-//! budget) and draws cold starts against replica-seconds.
+//! budget) and draws cold starts against replica-seconds. LLM traces (`request-csv`, `mooncake`) run every
+//! replica as a continuous-batching engine by default (`--replica-model engine`), FaaS traces as request slots.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use swell_sim::readers::request_csv::TokenServiceModel;
-use swell_sim::{Platform, PolicyKind, Report, RunConfig, StartTime, SwellSettings, TraceFormat, TradeoffCurve};
+use swell_sim::{
+    EngineConfig, Platform, PolicyKind, ReplicaModel, Report, RunConfig, StartTime, SwellSettings, TraceFormat,
+    TradeoffCurve,
+};
+
+/// `--replica-model`: how a replica of an LLM trace serves requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplicaModelArg {
+    /// A continuous-batching engine (swell-engine's defaults: Llama-3.1-8B on one H100 under vLLM).
+    Engine,
+    /// `containerConcurrency` slots, each request holding one for its token-model service time.
+    Requests,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
-    /// A trace to replay: a folder (azure-functions) or a CSV file (request-csv).
+    /// A trace to replay: a folder (azure-functions), a CSV file (request-csv) or JSON lines (mooncake).
     #[arg(long, value_name = "PATH")]
     pub trace: Option<PathBuf>,
-    /// The trace's format [default: azure-functions for a folder, request-csv for a `.csv` file].
+    /// The trace's format [default: azure-functions for a folder, request-csv for a `.csv` file, mooncake for
+    /// a `.jsonl` file].
     #[arg(long, value_name = "FORMAT", requires = "trace")]
     pub format: Option<TraceFormat>,
-    /// Policies to compare, comma-separated: static-peak, hpa-rps, knative-kpa, swell.
-    #[arg(long, value_name = "LIST", default_value = "static-peak,hpa-rps,knative-kpa,swell", requires = "trace")]
+    /// Policies to compare, comma-separated: static-peak, hpa-rps, knative-kpa, swell, oracle (the lower
+    /// bound that knows the future; with it the report adds each policy's replica-seconds over the oracle's).
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "static-peak,hpa-rps,knative-kpa,swell,oracle",
+        requires = "trace"
+    )]
     pub policies: String,
     /// Write the report as JSON here.
     #[arg(long, value_name = "FILE", requires = "trace")]
@@ -36,9 +56,20 @@ pub struct TraceArgs {
     /// Replica start time: seconds ("2s") or "lognormal:MEAN,SD" (default: the Huawei 2025 fit).
     #[arg(long, value_name = "TIME", default_value = "lognormal:3.24,7.10", value_parser = StartTime::parse)]
     pub start_time: StartTime,
-    /// Requests one replica serves at once; 0 = unlimited.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub container_concurrency: u32,
+    /// Requests one replica serves at once; 0 = unlimited [default: 1 with the request model, 0 with the
+    /// engine model, whose own queue and KV cache decide].
+    #[arg(long, value_name = "N")]
+    pub container_concurrency: Option<u32>,
+    /// How replicas of an LLM trace (request-csv, mooncake) serve requests: `engine` (continuous batching,
+    /// prefill and decode, KV cache and prefix cache; the report adds TTFT) or `requests` (the token model
+    /// below) [default: engine]. Function traces always use the request model.
+    #[arg(long, value_name = "MODEL")]
+    pub replica_model: Option<ReplicaModelArg>,
+    /// Engine model: the concurrency per replica the autoscalers target (as containerConcurrency) and the
+    /// oracle and static-peak size with [default: derived from the trace's mean request, see
+    /// docs/simulation.md].
+    #[arg(long, value_name = "N")]
+    pub engine_capacity: Option<u32>,
     /// Burst-pool replica start time (same syntax as --start-time).
     #[arg(long, value_name = "TIME", default_value = "lognormal:3.24,7.10", value_parser = StartTime::parse)]
     pub burst_start_time: StartTime,
@@ -57,6 +88,14 @@ pub struct TraceArgs {
     /// Swell: keep-alive windows start when the gap starts (no pre-warm).
     #[arg(long)]
     pub no_prewarm: bool,
+    /// Swell: count queued requests as load even while replicas ordered for them are starting (Knative's
+    /// decider); by default starting replicas are credited at their capacity.
+    #[arg(long)]
+    pub no_credit_starting: bool,
+    /// Swell: what a miss costs, as a multiple of (mean start time × replicas a miss orders): keep-alive
+    /// windows that save more misses than they cost are kept beyond the budget; 0 turns this off.
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
+    pub miss_price: f64,
     /// request-csv: service seconds per generated token.
     #[arg(long, value_name = "SECONDS", default_value_t = 0.02)]
     pub per_generated_token: f64,
@@ -87,17 +126,22 @@ fn infer_format(path: &std::path::Path) -> Option<TraceFormat> {
         Some(TraceFormat::AzureFunctions)
     } else if path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("csv")) {
         Some(TraceFormat::RequestCsv)
+    } else if path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("jsonl")) {
+        Some(TraceFormat::Mooncake)
     } else {
         None
     }
 }
 
 pub fn run(args: &TraceArgs) -> Result<()> {
+    if !(args.miss_price.is_finite() && args.miss_price >= 0.0) {
+        bail!("--miss-price {}: expected a number 0 or more (0 turns miss pricing off)", args.miss_price);
+    }
     let Some(path) = &args.trace else { bail!("--trace is needed") };
     let Some(format) = args.format.or_else(|| infer_format(path)) else {
         bail!(
-            "--trace {}: cannot tell its format from the path; pass --format azure-functions (a folder) or \
-             request-csv (a CSV file)",
+            "--trace {}: cannot tell its format from the path; pass --format azure-functions (a folder), \
+             request-csv (a CSV file) or mooncake (JSON lines)",
             path.display()
         );
     };
@@ -121,6 +165,8 @@ pub fn run(args: &TraceArgs) -> Result<()> {
         keep_alive_budget: args.keep_alive_budget,
         prewarm: !args.no_prewarm,
         burst_spikes: args.burst_spikes,
+        credit_starting: !args.no_credit_starting,
+        miss_price: args.miss_price,
         autoscaler: autoscaler.clone(),
         ..SwellSettings::default()
     };
@@ -134,13 +180,40 @@ pub fn run(args: &TraceArgs) -> Result<()> {
         })
         .collect::<Result<Vec<_>, String>>()
         .map_err(anyhow::Error::msg)?;
+    let engine = match args.replica_model {
+        Some(ReplicaModelArg::Requests) => false,
+        Some(ReplicaModelArg::Engine) if format == TraceFormat::AzureFunctions => {
+            bail!("--replica-model engine: a function trace has no tokens; use it with request-csv or mooncake")
+        }
+        _ => format != TraceFormat::AzureFunctions,
+    };
+    if args.engine_capacity == Some(0) {
+        bail!("--engine-capacity 0: expected at least 1 request per replica");
+    }
+    let replica = if engine {
+        ReplicaModel::Engine { config: scaled_engine(args.time_scale), capacity: args.engine_capacity }
+    } else {
+        ReplicaModel::Requests
+    };
     let platform = Platform {
         start: args.start_time,
-        container_concurrency: args.container_concurrency,
+        container_concurrency: args.container_concurrency.unwrap_or(if engine { 0 } else { 1 }),
         regular_price: args.price,
         burst_start: args.burst_start_time,
         burst_price: args.burst_price,
+        replica,
     };
+    if let ReplicaModel::Engine { config: engine, capacity } = &platform.replica {
+        for revision in &trace.revisions {
+            if let swell_sim::Arrivals::Llm(requests) = &revision.arrivals {
+                let (n, how) = match capacity {
+                    Some(n) => (*n, "--engine-capacity"),
+                    None => (swell_sim::engine_capacity(requests, engine), "derived from the mean request"),
+                };
+                println!("{}: engine replicas, capacity {n} requests per replica ({how})", revision.name);
+            }
+        }
+    }
     let config = RunConfig { platform, policies, seed: args.seed, threads: args.threads };
     let started = Instant::now();
     let outcomes = swell_sim::run(&trace, &config)?;
@@ -185,14 +258,45 @@ fn autoscaler_settings(pairs: &[String]) -> Result<swell_api::settings::Autoscal
     swell_api::settings::AutoscalerSettings::from_map(&map).map_err(|e| anyhow::anyhow!("--autoscaler: {e}"))
 }
 
+/// The engine's defaults with its times divided by `scale` (`--time-scale`), as `swell-sample-model --engine
+/// llm --time-scale K` runs them live: prefill K times faster, steps K times shorter.
+fn scaled_engine(scale: f64) -> EngineConfig {
+    let config = EngineConfig::default();
+    if scale == 1.0 || !(scale.is_finite() && scale > 0.0) {
+        return config;
+    }
+    EngineConfig {
+        prefill_tokens_per_sec: (config.prefill_tokens_per_sec as f64 * scale).round().max(1.0) as u64,
+        step_base: config.step_base.div_f64(scale),
+        step_per_decode_seq: config.step_per_decode_seq.div_f64(scale),
+        ..config
+    }
+}
+
 /// The trace with every revision's requests drawn (as the replay would draw them with `seed`) and time
-/// divided by `scale`: the same requests, `scale` times faster.
+/// divided by `scale`: the same requests, `scale` times faster. LLM requests keep their tokens (the engine's
+/// times are scaled instead, [`scaled_engine`]).
 fn compress(trace: &swell_sim::Trace, seed: u64, scale: f64) -> swell_sim::Trace {
     let revisions = trace
         .revisions
         .iter()
         .enumerate()
         .map(|(index, revision)| {
+            if let swell_sim::Arrivals::Llm(requests) = &revision.arrivals {
+                let requests = requests
+                    .iter()
+                    .map(|r| swell_sim::LlmRequest {
+                        arrival: r.arrival / scale,
+                        service: r.service / scale,
+                        ..r.clone()
+                    })
+                    .collect();
+                return swell_sim::RevisionTrace {
+                    name: revision.name.clone(),
+                    arrivals: swell_sim::Arrivals::Llm(requests),
+                    service: swell_sim::ServiceTime::PerRequest,
+                };
+            }
             let requests = revision
                 .requests(seed, index)
                 .into_iter()
@@ -259,7 +363,8 @@ mod tests {
         let dir = std::env::temp_dir();
         assert_eq!(infer_format(&dir), Some(TraceFormat::AzureFunctions));
         assert_eq!(infer_format(std::path::Path::new("traces/azure-llm/code.CSV")), Some(TraceFormat::RequestCsv));
-        assert_eq!(infer_format(std::path::Path::new("traces/trace.jsonl")), None);
+        assert_eq!(infer_format(std::path::Path::new("traces/trace.jsonl")), Some(TraceFormat::Mooncake));
+        assert_eq!(infer_format(std::path::Path::new("traces/trace.json")), None);
     }
     use swell_sim::{Arrivals, RevisionTrace, ServiceTime, Trace};
 
@@ -295,5 +400,18 @@ mod tests {
         assert_eq!(settings.scale_to_zero_grace_period, Duration::from_secs(3));
         assert!(autoscaler_settings(&["stable-window=1s".into()]).is_err(), "below Knative's 6 s");
         assert!(autoscaler_settings(&["no-equals".into()]).is_err());
+    }
+
+    #[test]
+    fn a_negative_miss_price_is_refused_naming_the_flag() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: TraceArgs,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(["swell", "--trace", "t.csv", "--miss-price=-1"])
+            .expect("clap parses it");
+        let error = run(&cli.args).expect_err("refused").to_string();
+        assert_eq!(error, "--miss-price -1: expected a number 0 or more (0 turns miss pricing off)");
     }
 }

@@ -26,7 +26,8 @@ fn revision_errors_name_the_revision_key_value_and_what_is_allowed() {
         ("scaling: {target: lots}", "revisions[a].scaling.target: \"lots\" is not a number"),
         (
             "scaling: {metric: latency}",
-            "revisions[a].scaling.metric: unknown variant `latency`, expected `concurrency` or `rps`",
+            "revisions[a].scaling.metric: unknown variant `latency`, expected one of `concurrency`, `rps`, `tokens`, \
+             `kv-cache`",
         ),
         ("protocol: http3", "revisions[a].protocol: unknown variant `http3`, expected `http1` or `h2c`"),
         ("readinessPath: [a]", "revisions[a].readinessPath: a list is not a string"),
@@ -108,5 +109,24 @@ fn friendly_rewrites_serde_messages_and_leaves_others_alone() {
     ];
     for (serde, want) in cases {
         assert_eq!(friendly(serde), want, "{serde}");
+    }
+}
+
+#[test]
+fn engine_metrics_are_refused_without_an_engine_and_accepted_with_one() {
+    for metric in ["tokens", "kv-cache"] {
+        let text = format!("{REVISION}    scaling: {{metric: {metric}, target: 0.5}}\n");
+        assert_eq!(
+            error(&text),
+            format!(
+                "revisions[a].scaling.metric: {metric:?} needs `engine.kind` set to an engine (vllm, sglang, \
+                 trtllm, triton or tgi) whose metrics are scraped; allowed without one: concurrency or rps"
+            ),
+        );
+        let none = format!("{REVISION}    engine: {{kind: none}}\n    scaling: {{metric: {metric}, target: 0.5}}\n");
+        assert!(error(&none).contains("needs `engine.kind`"), "kind: none scrapes nothing");
+        let engine = format!("{REVISION}    engine: {{kind: vllm}}\n    scaling: {{metric: {metric}, target: 0.5}}\n");
+        let config = LocalConfig::parse(&engine).expect("an engine revision may scale on engine metrics");
+        assert!(config.revisions[0].spec.scaling.metric.is_some_and(|m| m.needs_engine()));
     }
 }

@@ -1,0 +1,504 @@
+//! `loadBalancing: engine`: replica choice by the engines' own signals and by prompt-prefix affinity,
+//! "sticky until saturated" (llm-d's rule). Among the replicas with a free `containerConcurrency` slot:
+//!
+//! 1. **Sort by health.** A replica is *saturated* when its engine last reported more than
+//!    [`QUEUE_LIMIT`] requests waiting or KV-cache use above [`KV_LIMIT`] (the defaults of llm-d's
+//!    saturation detector); *stale* when its scrapes have been failing (it may be overloaded or gone, so
+//!    it comes last, after the saturated ones); *healthy* otherwise, including a replica not scraped yet,
+//!    which is judged by this gateway's in-flight count alone. Only the best class present is considered:
+//!    when every replica is saturated, steps 3 and 4 still apply among them (a cached prefix saves the
+//!    prefill that is the bottleneck, and spreading would only move the queue); when every replica is
+//!    stale, the least loaded of them.
+//! 2. **Load** of a replica, in requests: the larger of this gateway's in-flight count there and the
+//!    engine's running + waiting (other gateways' traffic shows only in the latter, requests sent since
+//!    the last scrape only in the former), plus the waiting queue once more (queued requests are what delay
+//!    a new request's first token), plus KV use × [`KV_WEIGHT`] (a fuller cache has less room to batch).
+//! 3. **Prefix hit.** The prompt's chunk hashes are looked up in the index, shortest prefix first, up to
+//!    the first miss; the replica of the longest match that is healthy wins, unless its load exceeds the
+//!    least loaded healthy replica's by more than [`HIT_SLACK`] (a hot prefix would otherwise pile onto
+//!    one replica between two scrapes). A longest match on a saturated replica falls back to a shorter
+//!    match on a healthy one: that is where stickiness ends.
+//! 4. **New prefix.** With no usable hit, the first chunk's hash picks a replica by rendezvous hashing
+//!    (highest `mix(chunk, replica address)`) among the healthy ones, so a new prefix family lands on the
+//!    same replica every time and in every gateway that shares no state with this one; it is taken unless
+//!    its load exceeds the least loaded's by more than [`NEW_SLACK`] (a new family is worth little yet).
+//! 5. **Otherwise** (no key, or the affine replica is too busy) the least loaded healthy replica, ties
+//!    broken by rotation.
+//!
+//! After each pick with a key, every chunk hash of the key is recorded as served by the chosen replica,
+//! so the family follows it. Replicas are named in the index by a member id that a replica gets when it
+//! joins the ready set and loses when it leaves, so entries of a replica that left can never resolve,
+//! not even to a new replica that later reuses its address.
+
+#[cfg(test)]
+use super::prefix::{CHUNK_BYTES, MAX_CHUNKS};
+use super::prefix::{INDEX_CAPACITY, PrefixIndex, PrefixKey, finish};
+use crate::endpoint::{Endpoint, EngineReport, EngineSignals};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// More requests than this waiting inside the engine make a replica saturated.
+pub const QUEUE_LIMIT: u32 = 5;
+/// KV-cache use above this makes a replica saturated.
+pub const KV_LIMIT: f64 = 0.8;
+/// A full KV cache weighs as much load as this many requests.
+pub const KV_WEIGHT: f64 = 4.0;
+/// How much busier (in load) than the least loaded a replica with a cached prefix may be and still get
+/// the request: the prefill it saves is worth a few requests' wait.
+pub const HIT_SLACK: f64 = 8.0;
+/// The same for the consistent-hash replica of a new prefix.
+pub const NEW_SLACK: f64 = 2.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Health {
+    Healthy,
+    Saturated,
+    Stale,
+}
+
+fn saturated(s: &EngineSignals) -> bool {
+    s.waiting > QUEUE_LIMIT || s.kv_cache_use > KV_LIMIT
+}
+
+fn load(in_flight: u32, s: &EngineSignals) -> f64 {
+    let on_replica = in_flight.max(s.running.saturating_add(s.waiting));
+    f64::from(on_replica) + f64::from(s.waiting) + KV_WEIGHT * s.kv_cache_use
+}
+
+fn assess(endpoint: &Endpoint) -> (Health, f64) {
+    let in_flight = endpoint.in_flight();
+    match endpoint.engine() {
+        EngineReport::Unknown => (Health::Healthy, f64::from(in_flight)),
+        EngineReport::Fresh(s) if saturated(&s) => (Health::Saturated, load(in_flight, &s)),
+        EngineReport::Fresh(s) => (Health::Healthy, load(in_flight, &s)),
+        EngineReport::Stale(s) => (Health::Stale, load(in_flight, &s)),
+    }
+}
+
+/// A deterministic hash of a replica's address, the same in every gateway process.
+fn address_hash(addr: SocketAddr) -> u64 {
+    let bits = match addr.ip() {
+        IpAddr::V4(ip) => u128::from(u32::from(ip)),
+        IpAddr::V6(ip) => u128::from(ip),
+    };
+    finish(finish(bits as u64 ^ (bits >> 64) as u64 ^ 0x5357_454c_4c52_4550) ^ u64::from(addr.port()))
+}
+
+/// A replica of the ready set as the index names it.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    addr: SocketAddr,
+    id: u32,
+    address_hash: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct EnginePicker {
+    /// Parallel to the throttler's ready list, same order.
+    members: Vec<Member>,
+    next_id: u32,
+    index: PrefixIndex,
+}
+
+impl Default for EnginePicker {
+    fn default() -> Self {
+        Self::with_capacity(INDEX_CAPACITY)
+    }
+}
+
+impl EnginePicker {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        EnginePicker { members: Vec::new(), next_id: 0, index: PrefixIndex::new(capacity) }
+    }
+
+    /// The ready set changed: replicas that stay keep their ids, new ones get fresh ids, and the ids of
+    /// those gone are never handed out again (a u32 lasts four billion joins).
+    pub(crate) fn sync(&mut self, endpoints: &[Arc<Endpoint>]) {
+        let same = self.members.len() == endpoints.len()
+            && self.members.iter().zip(endpoints).all(|(m, e)| m.addr == e.addr());
+        if same {
+            return;
+        }
+        let mut members = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
+            let addr = endpoint.addr();
+            let member = self.members.iter().find(|m| m.addr == addr).copied().unwrap_or_else(|| {
+                self.next_id = self.next_id.wrapping_add(1);
+                Member { addr, id: self.next_id, address_hash: address_hash(addr) }
+            });
+            members.push(member);
+        }
+        self.members = members;
+    }
+
+    /// Forget the prefix index (the revision no longer balances by engine).
+    pub(crate) fn forget(&mut self) {
+        self.index.clear();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn indexed(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The index into `endpoints` of the replica for the next request (see the module doc).
+    pub(crate) fn pick(
+        &mut self,
+        endpoints: &[Arc<Endpoint>],
+        container_concurrency: u32,
+        cursor: &mut usize,
+        key: Option<&PrefixKey>,
+    ) -> Option<usize> {
+        let n = endpoints.len();
+        if n == 0 {
+            return None;
+        }
+        // The throttler syncs on every change of its ready set; this only covers direct callers.
+        self.sync(endpoints);
+        let has_slot = |e: &Endpoint| container_concurrency == 0 || e.in_flight() < container_concurrency;
+        // The least loaded of the healthiest class, scanning from the cursor so equal loads take turns.
+        let mut least: Option<(usize, Health, f64)> = None;
+        for step in 0..n {
+            let i = (*cursor + step) % n;
+            if !has_slot(&endpoints[i]) {
+                continue;
+            }
+            let (health, load) = assess(&endpoints[i]);
+            if least.is_none_or(|(_, h, l)| (health, load) < (h, l)) {
+                least = Some((i, health, load));
+            }
+        }
+        let (least, health, min_load) = least?;
+        let key = key.filter(|k| !k.is_empty());
+        let chosen = match key {
+            // Among saturated replicas too: when all are saturated, a cached prefix saves the prefill that
+            // is the bottleneck, while spreading would only move the queue. Stale replicas get no affinity.
+            Some(key) if health != Health::Stale => {
+                self.affine(endpoints, container_concurrency, key, health, min_load).unwrap_or(least)
+            }
+            _ => least,
+        };
+        *cursor = (chosen + 1) % n;
+        if let Some(key) = key {
+            let id = self.members[chosen].id;
+            for &hash in key.hashes() {
+                self.index.insert(hash, id);
+            }
+        }
+        Some(chosen)
+    }
+
+    /// The replica prefix affinity asks for, if it is in the healthiest class present (`class`), has a slot
+    /// and is not too busy: the longest indexed match, else the rendezvous-hash replica of the first chunk.
+    fn affine(
+        &self,
+        endpoints: &[Arc<Endpoint>],
+        cc: u32,
+        key: &PrefixKey,
+        class: Health,
+        min_load: f64,
+    ) -> Option<usize> {
+        let usable = |i: usize, slack: f64| {
+            let e = &endpoints[i];
+            let (health, load) = assess(e);
+            (cc == 0 || e.in_flight() < cc) && health == class && load <= min_load + slack
+        };
+        let mut best = None;
+        // Consecutive chunks nearly always name the same replica: resolve each id once per run of it.
+        let mut resolved: Option<(u32, Option<usize>)> = None;
+        for &hash in key.hashes() {
+            let Some(id) = self.index.get(hash) else { break };
+            let at = match resolved {
+                Some((last, at)) if last == id => at,
+                _ => {
+                    let at = self.members.iter().position(|m| m.id == id).filter(|&i| usable(i, HIT_SLACK));
+                    resolved = Some((id, at));
+                    at
+                }
+            };
+            if at.is_some() {
+                best = at;
+            }
+        }
+        if best.is_some() {
+            return best;
+        }
+        let first = key.hashes()[0];
+        let mut winner: Option<(usize, u64)> = None;
+        for (i, member) in self.members.iter().enumerate() {
+            let e = &endpoints[i];
+            if (cc != 0 && e.in_flight() >= cc) || assess(e).0 != class {
+                continue;
+            }
+            let score = finish(first ^ member.address_hash);
+            if winner.is_none_or(|(_, s)| score > s) {
+                winner = Some((i, score));
+            }
+        }
+        winner.map(|(i, _)| i).filter(|&i| usable(i, NEW_SLACK))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn ports(n: u16) -> Vec<Arc<Endpoint>> {
+        (0..n).map(|i| Arc::new(Endpoint::new(([127, 0, 0, 1], 20_000 + i).into()))).collect()
+    }
+
+    fn signals(waiting: u32, running: u32, kv_cache_use: f64) -> EngineSignals {
+        EngineSignals { waiting, running, kv_cache_use }
+    }
+
+    fn load_up(e: &Endpoint, in_flight: u32) {
+        (0..in_flight).for_each(|_| e.begin());
+    }
+
+    fn key(family: u32) -> PrefixKey {
+        PrefixKey::from_prompt(&format!("tenant {family}: {}", "shared system prompt text ".repeat(20)))
+    }
+
+    struct Picker {
+        picker: EnginePicker,
+        cursor: usize,
+    }
+
+    impl Picker {
+        fn new() -> Self {
+            Picker { picker: EnginePicker::default(), cursor: 0 }
+        }
+
+        fn pick(&mut self, eps: &[Arc<Endpoint>], cc: u32, key: Option<&PrefixKey>) -> Option<u16> {
+            self.picker.pick(eps, cc, &mut self.cursor, key).map(|i| eps[i].addr().port())
+        }
+    }
+
+    #[test]
+    fn saturated_replicas_are_skipped_by_queue_and_by_kv() {
+        let eps = ports(3);
+        eps[0].report_engine(signals(QUEUE_LIMIT + 1, 4, 0.2));
+        eps[1].report_engine(signals(0, 4, KV_LIMIT + 0.05));
+        eps[2].report_engine(signals(2, 30, 0.7)); // busy but under both limits
+        let mut p = Picker::new();
+        for _ in 0..20 {
+            assert_eq!(p.pick(&eps, 0, None), Some(20_002));
+        }
+        // At the limits exactly a replica is not saturated yet.
+        eps[0].report_engine(signals(QUEUE_LIMIT, 0, KV_LIMIT));
+        assert_eq!(p.pick(&eps, 0, None), Some(20_000));
+    }
+
+    #[test]
+    fn all_saturated_goes_to_the_least_loaded() {
+        let eps = ports(3);
+        eps[0].report_engine(signals(20, 8, 0.9));
+        eps[1].report_engine(signals(7, 8, 0.9));
+        eps[2].report_engine(signals(12, 8, 0.95));
+        let mut p = Picker::new();
+        assert_eq!(p.pick(&eps, 0, Some(&key(1))), Some(20_001));
+        assert_eq!(p.pick(&eps, 0, None), Some(20_001));
+    }
+
+    #[test]
+    fn a_prefix_stays_sticky_when_every_replica_is_saturated() {
+        let eps = ports(3);
+        let mut p = Picker::new();
+        let home = p.pick(&eps, 0, Some(&key(7))).unwrap();
+        // Every engine saturated, the prefix's replica a little busier than the least loaded: the cache hit
+        // still wins, as spreading would only move the queue.
+        for e in &eps {
+            let busier = if e.addr().port() == home { 9 } else { 7 };
+            e.report_engine(signals(busier, 8, 0.9));
+        }
+        for _ in 0..5 {
+            assert_eq!(p.pick(&eps, 0, Some(&key(7))), Some(home));
+        }
+        // Far busier than the rest: it yields.
+        let home_endpoint = eps.iter().find(|e| e.addr().port() == home).unwrap();
+        home_endpoint.report_engine(signals(40, 8, 0.9));
+        assert_ne!(p.pick(&eps, 0, Some(&key(7))), Some(home));
+    }
+
+    #[test]
+    fn stale_replicas_come_last() {
+        let eps = ports(3);
+        // The stale one last reported an idle engine, yet saturated fresh replicas are preferred to it.
+        eps[0].report_engine(signals(0, 0, 0.0));
+        eps[0].mark_engine_stale();
+        eps[1].report_engine(signals(9, 8, 0.9));
+        eps[2].report_engine(signals(30, 8, 0.9));
+        let mut p = Picker::new();
+        assert_eq!(p.pick(&eps, 0, None), Some(20_001));
+        // Only stale replicas: the least loaded of them.
+        eps[1].mark_engine_stale();
+        eps[2].mark_engine_stale();
+        assert_eq!(p.pick(&eps, 0, None), Some(20_000));
+        // A healthy one, even not scraped yet, beats them all.
+        let mut more = eps.clone();
+        more.push(Arc::new(Endpoint::new(([127, 0, 0, 1], 20_009).into())));
+        load_up(&more[3], 3);
+        assert_eq!(p.pick(&more, 0, Some(&key(2))), Some(20_009));
+    }
+
+    #[test]
+    fn unscraped_replicas_go_by_in_flight_with_ties_taking_turns() {
+        let eps = ports(3);
+        load_up(&eps[0], 2);
+        let mut p = Picker::new();
+        let picks: Vec<_> = (0..4).map(|_| p.pick(&eps, 0, None)).collect();
+        assert_eq!(picks, [Some(20_001), Some(20_002), Some(20_001), Some(20_002)]);
+        // Engine signals add to the gateway's own count: a queue makes an otherwise equal replica busier.
+        eps[1].report_engine(signals(1, 0, 0.0));
+        for _ in 0..3 {
+            assert_eq!(p.pick(&eps, 0, None), Some(20_002));
+        }
+    }
+
+    #[test]
+    fn full_replicas_are_skipped() {
+        let eps = ports(2);
+        load_up(&eps[0], 4);
+        let mut p = Picker::new();
+        // Replica 0 holds the prefix but has no free slot under a limit of 4.
+        p.picker.sync(&eps);
+        for &h in key(1).hashes() {
+            p.picker.index.insert(h, p.picker.members[0].id);
+        }
+        assert_eq!(p.pick(&eps, 4, Some(&key(1))), Some(20_001));
+        load_up(&eps[1], 4);
+        assert_eq!(p.pick(&eps, 4, Some(&key(1))), None);
+    }
+
+    #[test]
+    fn a_prefix_sticks_to_one_replica_and_families_spread() {
+        let eps = ports(4);
+        let mut p = Picker::new();
+        let mut home = HashMap::new();
+        for family in 0..64 {
+            let k = key(family);
+            let first = p.pick(&eps, 0, Some(&k)).unwrap();
+            for _ in 0..20 {
+                assert_eq!(p.pick(&eps, 0, Some(&k)), Some(first), "family {family}");
+            }
+            *home.entry(first).or_insert(0) += 1;
+        }
+        // Rendezvous hashing spreads new families over every replica, none taking most of them.
+        assert_eq!(home.len(), 4, "{home:?}");
+        assert!(home.values().all(|&n| (4..=32).contains(&n)), "{home:?}");
+    }
+
+    #[test]
+    fn a_new_prefix_lands_where_another_picker_puts_it() {
+        // Two gateways that share nothing agree on a new family's replica (and the order of the list does
+        // not matter).
+        let eps = ports(5);
+        let mut reversed = eps.clone();
+        reversed.reverse();
+        let (mut a, mut b) = (Picker::new(), Picker::new());
+        for family in 0..20 {
+            assert_eq!(a.pick(&eps, 0, Some(&key(family))), b.pick(&reversed, 0, Some(&key(family))));
+        }
+    }
+
+    #[test]
+    fn stickiness_ends_when_the_replica_saturates_and_the_family_follows() {
+        let eps = ports(3);
+        let mut p = Picker::new();
+        let k = key(7);
+        let sticky = p.pick(&eps, 0, Some(&k)).unwrap();
+        let i = usize::from(sticky - 20_000);
+        eps[i].report_engine(signals(QUEUE_LIMIT + 3, 10, 0.5));
+        let moved = p.pick(&eps, 0, Some(&k)).unwrap();
+        assert_ne!(moved, sticky);
+        // The family's chunks now name the new replica; it stays there even after the old one recovers.
+        eps[i].report_engine(signals(0, 0, 0.0));
+        for _ in 0..10 {
+            assert_eq!(p.pick(&eps, 0, Some(&k)), Some(moved));
+        }
+    }
+
+    #[test]
+    fn a_hit_yields_to_a_much_less_loaded_replica() {
+        let eps = ports(2);
+        let mut p = Picker::new();
+        let k = key(3);
+        let sticky = p.pick(&eps, 0, Some(&k)).unwrap();
+        let (i, other) = (usize::from(sticky - 20_000), 1 - usize::from(sticky - 20_000));
+        // Busier within the slack: still sticky, although both engines say they are fine.
+        load_up(&eps[i], HIT_SLACK as u32);
+        assert_eq!(p.pick(&eps, 0, Some(&k)), Some(sticky));
+        load_up(&eps[i], 1);
+        assert_eq!(p.pick(&eps, 0, Some(&k)), Some(eps[other].addr().port()));
+    }
+
+    #[test]
+    fn the_longest_healthy_match_wins() {
+        let eps = ports(3);
+        let mut p = Picker::new();
+        let base = "a common system prompt, long enough for many chunks of text ".repeat(4);
+        let short = PrefixKey::from_prompt(&base);
+        let long = PrefixKey::from_prompt(&format!("{base}{}", "and a long shared document after it ".repeat(8)));
+        assert_eq!(long.hashes()[..short.hashes().len()], *short.hashes());
+        p.picker.sync(&eps);
+        let (m0, m1) = (p.picker.members[0].id, p.picker.members[1].id);
+        let remember = |p: &mut Picker| {
+            short.hashes().iter().for_each(|&h| p.picker.index.insert(h, m0));
+            long.hashes()[short.hashes().len()..].iter().for_each(|&h| p.picker.index.insert(h, m1));
+        };
+        remember(&mut p);
+        assert_eq!(p.pick(&eps, 0, Some(&long)), Some(20_001));
+        // The deeper match's replica saturates: the shorter match on replica 0 still counts.
+        remember(&mut p);
+        eps[1].report_engine(signals(0, 3, 0.95));
+        assert_eq!(p.pick(&eps, 0, Some(&long)), Some(20_000));
+    }
+
+    #[test]
+    fn a_removed_replica_is_never_returned_through_the_index() {
+        let eps = ports(3);
+        let mut p = Picker::new();
+        let keys: Vec<_> = (0..30).map(key).collect();
+        let homes: Vec<_> = keys.iter().map(|k| p.pick(&eps, 0, Some(k)).unwrap()).collect();
+        let gone = homes[0];
+        let remaining: Vec<_> = eps.iter().filter(|e| e.addr().port() != gone).cloned().collect();
+        p.picker.sync(&remaining);
+        for k in &keys {
+            assert_ne!(p.pick(&remaining, 0, Some(k)), Some(gone));
+        }
+        // A new replica at the same address later is a new member: the old entries do not name it.
+        let back = Arc::new(Endpoint::new(([127, 0, 0, 1], gone).into()));
+        let mut again = remaining.clone();
+        again.push(back);
+        p.picker.sync(&again);
+        let id = p.picker.members.last().unwrap().id;
+        assert!(keys.iter().flat_map(|k| k.hashes()).all(|&h| p.picker.index.get(h) != Some(id)));
+    }
+
+    #[test]
+    fn the_index_stays_bounded() {
+        let eps = ports(4);
+        let mut p = Picker { picker: EnginePicker::with_capacity(500), cursor: 0 };
+        for family in 0..2_000 {
+            p.pick(&eps, 0, Some(&key(family)));
+            assert!(p.picker.indexed() <= 500);
+        }
+        assert_eq!(p.picker.indexed(), 500);
+        // The default bound holds too, far past it.
+        let mut p = Picker::new();
+        let text = "x".repeat(CHUNK_BYTES * MAX_CHUNKS);
+        for family in 0..(INDEX_CAPACITY / MAX_CHUNKS) * 3 {
+            p.pick(&eps, 0, Some(&PrefixKey::from_prompt(&format!("{family:08}{text}"))));
+        }
+        assert_eq!(p.picker.indexed(), INDEX_CAPACITY);
+    }
+
+    #[test]
+    fn address_hashes_are_fixed() {
+        // Pinned: every gateway process must put a new prefix on the same replica.
+        assert_eq!(address_hash(([10, 0, 0, 1], 8080).into()), 0x72dd_a3b8_9267_7fa1);
+        assert_ne!(address_hash(([10, 0, 0, 1], 8080).into()), address_hash(([10, 0, 0, 1], 8081).into()));
+        assert_ne!(address_hash(([10, 0, 0, 1], 8080).into()), address_hash(([10, 0, 0, 2], 8080).into()));
+    }
+}

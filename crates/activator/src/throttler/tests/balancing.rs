@@ -1,0 +1,104 @@
+//! The throttler's named balancing policies end to end through `admit_with`: a prompt prefix sticks to
+//! its replica across requests, a replica taken out of the ready set is never picked again through the
+//! prefix index, and queued requests get the dispatcher's pick when a replica turns ready.
+
+use super::*;
+use crate::{EngineSignals, PrefixKey};
+
+fn engine_throttler(cc: u32, ready: &[SocketAddr]) -> Arc<Throttler> {
+    let t = Throttler::new(cc, 100, 0, Arc::new(|| {}));
+    t.set_load_balancing(Some(LoadBalancing::Engine));
+    t.set_endpoints(ready);
+    t
+}
+
+fn granted(t: &Arc<Throttler>, key: Option<&PrefixKey>) -> Lease {
+    match t.admit_with(Instant::now(), 0, key) {
+        Ok(Admission::Granted(lease)) => lease,
+        other => panic!("expected a free slot: {other:?}"),
+    }
+}
+
+fn prompt(family: u32) -> PrefixKey {
+    PrefixKey::from_prompt(&format!("family {family}: {}", "a long shared document ".repeat(30)))
+}
+
+#[test]
+fn a_prefix_keeps_its_replica_across_requests() {
+    let t = engine_throttler(0, &[addr(1), addr(2), addr(3)]);
+    assert_eq!(t.load_balancing(), Some(LoadBalancing::Engine));
+    for family in 0..10 {
+        let key = prompt(family);
+        let first = granted(&t, Some(&key)).endpoint().addr();
+        // Leases held (in flight) and released alike: the same replica while it is not much busier.
+        let held: Vec<_> = (0..5).map(|_| granted(&t, Some(&key))).collect();
+        assert!(held.iter().all(|l| l.endpoint().addr() == first), "family {family}");
+        drop(held);
+        assert_eq!(granted(&t, Some(&key)).endpoint().addr(), first);
+    }
+    assert_eq!(t.snapshot().in_flight, 0);
+}
+
+#[test]
+fn a_replica_out_of_the_ready_set_is_never_picked_through_the_index() {
+    let t = engine_throttler(0, &[addr(1), addr(2), addr(3)]);
+    let keys: Vec<_> = (0..30).map(prompt).collect();
+    let homes: Vec<_> = keys.iter().map(|k| granted(&t, Some(k)).endpoint().addr()).collect();
+    let gone = homes[0];
+    assert!(t.evict(gone));
+    for key in &keys {
+        assert_ne!(granted(&t, Some(key)).endpoint().addr(), gone);
+    }
+    let rest: Vec<_> = [addr(1), addr(2), addr(3)].into_iter().filter(|a| *a != gone).collect();
+    let other = rest[0];
+    t.set_endpoints(&[other]);
+    for key in &keys {
+        assert_eq!(granted(&t, Some(key)).endpoint().addr(), other);
+    }
+}
+
+#[test]
+fn saturation_moves_a_prefix_away() {
+    let t = engine_throttler(0, &[addr(1), addr(2)]);
+    let key = prompt(1);
+    let sticky = granted(&t, Some(&key)).endpoint().addr();
+    let endpoint = t.ready_endpoints().into_iter().find(|e| e.addr() == sticky).unwrap();
+    endpoint.report_engine(EngineSignals { waiting: crate::QUEUE_LIMIT + 1, running: 8, kv_cache_use: 0.5 });
+    assert_ne!(granted(&t, Some(&key)).endpoint().addr(), sticky);
+}
+
+#[test]
+fn other_policies_ignore_the_key_and_the_default_is_unchanged() {
+    let t = Throttler::new(0, 100, 0, Arc::new(|| {}));
+    assert_eq!(t.load_balancing(), None);
+    t.set_endpoints(&[addr(1), addr(2)]);
+    t.set_load_balancing(Some(LoadBalancing::LeastRequest));
+    let key = prompt(1);
+    let a = granted(&t, Some(&key));
+    let b = granted(&t, Some(&key));
+    assert_ne!(a.endpoint().addr(), b.endpoint().addr(), "least-request spreads a held prefix");
+    t.set_load_balancing(Some(LoadBalancing::RoundRobin));
+    let c = granted(&t, None);
+    let d = granted(&t, None);
+    assert_ne!(c.endpoint().addr(), d.endpoint().addr());
+}
+
+#[tokio::test(start_paused = true)]
+async fn queued_requests_get_the_dispatchers_pick() {
+    let t = Throttler::new(1, 100, 0, Arc::new(|| {}));
+    t.set_load_balancing(Some(LoadBalancing::Engine));
+    let key = prompt(1);
+    let waiting: Vec<_> = (0..2)
+        .map(|_| match t.admit_with(Instant::now(), 0, Some(&key)) {
+            Ok(Admission::Queued(waiting)) => waiting,
+            other => panic!("a cold revision queues: {other:?}"),
+        })
+        .collect();
+    // Two replicas, one slot each: each waiter gets one, whatever the key said.
+    t.set_endpoints(&[addr(1), addr(2)]);
+    let mut got = Vec::new();
+    for w in waiting {
+        got.push(w.granted().await.unwrap());
+    }
+    assert_ne!(got[0].endpoint().addr(), got[1].endpoint().addr());
+}

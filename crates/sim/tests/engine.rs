@@ -1,0 +1,126 @@
+//! The engine replica model on small hand-built LLM traces: TTFT grows once the load exceeds one replica's
+//! prefill rate, runs repeat exactly for a seed, and requests that share a prompt prefix on one replica hit
+//! its prefix cache.
+
+use swell_sim::{
+    Arrivals, EngineConfig, LlmRequest, Platform, PolicyKind, ReplicaModel, Report, RevisionTrace, RunConfig,
+    ServiceTime, StartTime, Trace,
+};
+
+fn request(arrival: f64, prompt_tokens: u32, output_tokens: u32, prefix_ids: Vec<u64>) -> LlmRequest {
+    LlmRequest { arrival, service: 0.0, prompt_tokens, output_tokens, prefix_ids }
+}
+
+fn trace(requests: Vec<LlmRequest>, duration: f64) -> Trace {
+    let revision =
+        RevisionTrace { name: "llm".into(), arrivals: Arrivals::Llm(requests), service: ServiceTime::PerRequest };
+    Trace { revisions: vec![revision], duration }
+}
+
+/// Engine replicas with the engine's defaults, a fixed start time, and `capacity` requests per replica.
+fn platform(start: f64, capacity: u32) -> Platform {
+    Platform {
+        start: StartTime::Fixed(start),
+        burst_start: StartTime::Fixed(start),
+        container_concurrency: 0,
+        replica: ReplicaModel::Engine { config: EngineConfig::default(), capacity: Some(capacity) },
+        ..Platform::default()
+    }
+}
+
+fn run(trace: &Trace, platform: Platform, policies: &str, seed: u64) -> Report {
+    let policies = policies.split(',').map(|p| PolicyKind::by_name(p).expect("known policy")).collect();
+    let outcomes = swell_sim::run(trace, &RunConfig { platform, policies, seed, threads: 1 }).expect("runs");
+    Report::new(&outcomes)
+}
+
+/// `per_second` requests a second for 60 s, each a unique 4,000-token prompt (250 ms of prefill at the
+/// default 16k tokens/s) and 8 output tokens.
+fn steady(per_second: u32) -> Trace {
+    let requests =
+        (0..60 * per_second).map(|i| request(f64::from(i) / f64::from(per_second), 4000, 8, vec![])).collect();
+    trace(requests, 120.0)
+}
+
+#[test]
+fn ttft_grows_once_the_load_exceeds_one_replicas_prefill_rate() {
+    // A static fleet of one warm replica (static-peak with a capacity far above the load). 2 requests/s
+    // need 0.5 s of prefill per second: TTFT stays near the idle 260 ms. 6 requests/s need 1.5 s per
+    // second: the queue grows all minute and TTFT with it.
+    let light = run(&steady(2), platform(1.0, 1000), "static-peak", 1);
+    let heavy = run(&steady(6), platform(1.0, 1000), "static-peak", 1);
+    let (light, heavy) = (&light.policies[0], &heavy.policies[0]);
+    assert_eq!((light.requests, heavy.requests), (120, 360));
+    assert_eq!((light.cold_starts, heavy.cold_starts), (0, 0));
+    let idle_ttft = 1000.0 * swell_sim::idle_timing(&request(0.0, 4000, 8, vec![]), &EngineConfig::default()).0;
+    assert!((idle_ttft - 260.0).abs() < 1e-6, "{idle_ttft}");
+    let light_p99 = light.p99_ttft_ms.expect("engine model reports TTFT");
+    let heavy_p50 = heavy.p50_ttft_ms.expect("engine model reports TTFT");
+    assert!(light_p99 < 2.0 * idle_ttft, "light p99 TTFT {light_p99} ms");
+    // Half-way through a minute at 1.5× the prefill rate the backlog is ~15 s of prefill.
+    assert!(heavy_p50 > 10.0 * idle_ttft, "heavy p50 TTFT {heavy_p50} ms");
+    assert!(heavy.p99_ttft_ms > Some(heavy_p50));
+}
+
+#[test]
+fn a_run_repeats_exactly_for_a_seed() {
+    let platform = || Platform { start: StartTime::LogNormal { mean: 5.0, sd: 4.0 }, ..platform(0.0, 2) };
+    // A burst from zero: the autoscalers order replicas with random start times.
+    let requests: Vec<LlmRequest> =
+        (0..200).map(|i| request(f64::from(i) * 0.1, 2000 + 37 * (i % 11), 20 + i % 7, vec![])).collect();
+    let trace = trace(requests, 60.0);
+    let policies = "static-peak,knative-kpa,swell,oracle";
+    let first = run(&trace, platform(), policies, 7);
+    assert_eq!(first, run(&trace, platform(), policies, 7));
+    assert!(first.policies.iter().all(|p| p.requests == 200 && p.p99_ttft_ms.is_some()));
+    let other = run(&trace, platform(), policies, 8);
+    assert_ne!(first.policies[1], other.policies[1], "another seed draws other start times");
+}
+
+#[test]
+fn shared_prefixes_on_one_replica_hit_the_prefix_cache() {
+    // Ten requests 2 s apart on one warm replica, each with a 16-chunk (8,192-token) prompt. Shared: all
+    // have the same ids, so from the second on the prompt is in the cache (one block is recomputed).
+    // Unshared: every request has its own ids.
+    let shared: Vec<LlmRequest> = (0..10u32).map(|i| request(f64::from(i) * 2.0, 8192, 4, (0..16).collect())).collect();
+    let unshared: Vec<LlmRequest> = (0..10u32)
+        .map(|i| request(f64::from(i) * 2.0, 8192, 4, (0..16).map(|c| 100 * (u64::from(i) + 1) + c).collect()))
+        .collect();
+    let hit = run(&trace(shared, 60.0), platform(1.0, 1000), "static-peak", 1);
+    let miss = run(&trace(unshared, 60.0), platform(1.0, 1000), "static-peak", 1);
+    let (hit, miss) = (&hit.policies[0], &miss.policies[0]);
+    // Unshared: every request prefills 8,192 tokens (one full chunk): 10 ms + 512 ms.
+    let full = miss.p50_ttft_ms.expect("TTFT");
+    assert!((full - 522.0).abs() < 6.0, "{full}");
+    // Shared: the median request prefills one 16-token block: 10 ms + 1 ms.
+    let cached = hit.p50_ttft_ms.expect("TTFT");
+    assert!(cached < 20.0, "{cached}");
+    // The first request still pays the full prefill.
+    assert!(hit.p99_ttft_ms.expect("TTFT") > 500.0);
+}
+
+#[test]
+fn prompt_hashes_follow_the_prefix_ids() {
+    let a = request(0.0, 1100, 1, vec![1, 2, 3]);
+    let b = request(0.0, 1100, 1, vec![1, 2, 9]);
+    let (ha, hb) = (swell_sim::prompt_hashes(&a, 16), swell_sim::prompt_hashes(&b, 16));
+    // 1,100 tokens: 68 whole blocks of 16, all inside the three 512-token chunks.
+    assert_eq!(ha.len(), 68);
+    // The first two chunks (64 blocks) are shared, the third chunk's blocks are not.
+    assert_eq!(ha[..64], hb[..64]);
+    assert!(ha[64..].iter().zip(&hb[64..]).all(|(x, y)| x != y));
+    assert_eq!(ha, swell_sim::prompt_hashes(&a, 16), "deterministic");
+    // Without ids nothing is shared.
+    assert!(swell_sim::prompt_hashes(&request(0.0, 1100, 1, vec![]), 16).is_empty());
+}
+
+#[test]
+fn capacity_is_where_batching_stops_paying() {
+    let config = EngineConfig::default();
+    // 1,000-token prompts, 200 output tokens: O·b = 2 s; w = 200 × 0.06 ms + 1000/16000 s = 74.5 ms → 27.
+    let chat: Vec<LlmRequest> = (0..10).map(|i| request(f64::from(i), 1000, 200, vec![])).collect();
+    assert_eq!(swell_sim::engine_capacity(&chat, &config), 27);
+    // 16k-token prompts, 150 out: prefill dominates → 1 or 2.
+    let long: Vec<LlmRequest> = (0..10).map(|i| request(f64::from(i), 16_000, 150, vec![])).collect();
+    assert_eq!(swell_sim::engine_capacity(&long, &config), 1);
+}
