@@ -243,7 +243,7 @@ def main():
         results, replica_seconds = asyncio.run(live(args, rows, prompts, gateway, admin))
         ok = [r for r in results if r["ok"]]
         ttft = [r["ttft"] * 1000 for r in ok]
-        print(f"slice: rows {args.skip}..{args.skip + len(rows)} of {args.trace}, {len(rows)} requests, "
+        print(f"slice: rows {args.skip}..{args.skip + len(rows)} of {os.path.relpath(args.trace)}, {len(rows)} requests, "
               f"time / {args.time_scale:g} ({span:.0f} s of wall time), start {args.load_time}, capacity "
               f"{args.capacity}, stable window {args.stable_window}, grace {args.grace}; all figures in wall time")
         print("| run | requests | ok | cold starts | p50 TTFT ms | p99 TTFT ms | replica-s |")

@@ -7,7 +7,7 @@
 use crate::access_log::{AccessLog, Arrival};
 use crate::admission::{self, Admitted, Slot};
 use crate::body::{GatewayBody, LeaseBody, error_reply};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::mirror::MirrorCopy;
 use crate::openai::{self, Forwarding, MeteredBody, OpenAiRequest};
 use crate::revision::RevisionHandle;
@@ -42,6 +42,8 @@ pub type Routes = RouteTable<Arc<RevisionHandle>>;
 pub(crate) struct Routed {
     /// The route's name, only when it was asked for (the access log keeps it).
     pub(crate) route: Option<Arc<str>>,
+    /// The route's request counters (`swell_route_requests_total`).
+    pub(crate) route_metrics: RouteMetrics,
     pub(crate) revision: Arc<RevisionHandle>,
     pub(crate) mirror: Option<(Arc<RevisionHandle>, u64)>,
     pub(crate) fallback: Option<Fallback<Arc<RevisionHandle>>>,
@@ -100,8 +102,22 @@ impl Default for GatewayOptions {
     }
 }
 
+/// The route table and, beside it in table order, each route's request counters: swapped as one, so a
+/// request's route index always names its own route's counters.
+struct RouteSnapshot {
+    table: Arc<Routes>,
+    counters: Box<[RouteMetrics]>,
+}
+
+impl RouteSnapshot {
+    fn new(table: Routes, metrics: &Metrics) -> Self {
+        let counters = table.route_names().map(|name| metrics.route(name)).collect();
+        RouteSnapshot { table: Arc::new(table), counters }
+    }
+}
+
 pub struct Gateway {
-    routes: ArcSwap<Routes>,
+    routes: ArcSwap<RouteSnapshot>,
     pub(crate) metrics: Metrics,
     /// Largest request body forwarded (413 above); 0 = no limit.
     pub(crate) max_body_bytes: u64,
@@ -135,7 +151,7 @@ impl Gateway {
 
     fn build(routes: Routes, metrics: Metrics, options: GatewayOptions, access_log: Option<AccessLog>) -> Arc<Self> {
         Arc::new(Gateway {
-            routes: ArcSwap::from_pointee(routes),
+            routes: ArcSwap::from_pointee(RouteSnapshot::new(routes, &metrics)),
             metrics,
             max_body_bytes: options.max_body_bytes,
             max_model_body_bytes: options.max_model_body_bytes,
@@ -143,13 +159,20 @@ impl Gateway {
         })
     }
 
-    /// Swap in a new route table; requests already routed keep the revision they got.
+    /// Swap in a new route table; requests already routed keep the revision they got. The series of routes
+    /// that are gone are deleted.
     pub fn set_routes(&self, routes: Routes) {
-        self.routes.store(Arc::new(routes));
+        let next = Arc::new(RouteSnapshot::new(routes, &self.metrics));
+        let previous = self.routes.swap(next.clone());
+        for name in previous.table.route_names() {
+            if !next.table.route_names().any(|kept| kept == name) {
+                self.metrics.remove_route(name);
+            }
+        }
     }
 
     pub fn routes(&self) -> Arc<Routes> {
-        self.routes.load_full()
+        self.routes.load().table.clone()
     }
 
     /// Route a request by its view (the HTTP/1 fast path routes on the head it parsed itself). `Err(())`:
@@ -160,7 +183,7 @@ impl Gateway {
         view: &RequestView<'_, H>,
     ) -> Result<Option<Routed>, ()> {
         let routes = self.routes.load();
-        if routes.wants_model(view) {
+        if routes.table.wants_model(view) {
             return Err(());
         }
         Ok(select(&routes, view, None, self.access_log.is_some()))
@@ -262,13 +285,13 @@ fn is_model_list(method: &http::Method, path: &str) -> bool {
 /// Pick a route and target for `view` (with the body's `model` once it was read); `named`: keep the
 /// route's name.
 fn select<H: RequestHeaders + ?Sized>(
-    routes: &Routes,
+    routes: &RouteSnapshot,
     view: &RequestView<'_, H>,
     model: Option<&str>,
     named: bool,
 ) -> Option<Routed> {
     let rolls = Rolls::from_random(rand::rng().random());
-    routes.select_model_request(view, model, rolls).map(|selected| {
+    routes.table.select_model_request(view, model, rolls).map(|selected| {
         let revision = selected.target.clone();
         let llm = |handle: &Arc<RevisionHandle>| {
             handle.options.serves_llm || handle.options.load_balancing == Some(LoadBalancing::Engine)
@@ -276,6 +299,7 @@ fn select<H: RequestHeaders + ?Sized>(
         let has_models = selected.route_has_models();
         Routed {
             route: named.then(|| selected.route_name().clone()),
+            route_metrics: routes.counters[selected.route_index()].clone(),
             openai: has_models || revision.options.serves_llm,
             reads_prompt: revision.options.load_balancing == Some(LoadBalancing::Engine),
             keep_alive: selected.stream_keep_alive(),
@@ -479,7 +503,7 @@ impl Gateway {
         }
         let routes = self.routes.load_full();
         let view = RequestView::of(&request);
-        let wants_model = routes.wants_model(&view);
+        let wants_model = routes.table.wants_model(&view);
         let named = arrival.is_some();
         let routed = select(&routes, &view, None, named);
         let reads_body = wants_model || routed.as_ref().is_some_and(Routed::reads_body);
@@ -499,7 +523,7 @@ impl Gateway {
             };
             let Some(routed) = routed else {
                 if is_model_list(&parts.method, parts.uri.path()) {
-                    return openai::model_list(routes.models());
+                    return openai::model_list(routes.table.models());
                 }
                 return openai::model_not_found(call.model.as_deref());
             };
@@ -509,7 +533,7 @@ impl Gateway {
             (routed, request, Some(bytes), openai)
         } else {
             let Some(routed) = routed else {
-                return self.unrouted(&routes, &request);
+                return self.unrouted(&routes.table, &request);
             };
             let stall_limit = peer.body_read_timeout;
             let counted = arrival.as_ref().map(|arrival| &arrival.bytes_in);
@@ -519,6 +543,7 @@ impl Gateway {
         };
         drop(routes);
         let revision = routed.revision.clone();
+        let route_metrics = routed.route_metrics.clone();
         let mut request = request;
         if let Some(arrival) = arrival {
             arrival.record.route = routed.route.clone();
@@ -534,6 +559,7 @@ impl Gateway {
             }
         };
         revision.metrics.count_response(response.status());
+        route_metrics.count_response(response.status());
         revision.metrics.latency.observe(start.elapsed().as_secs_f64());
         response
     }

@@ -1,5 +1,5 @@
-//! Prometheus metrics, in a registry of our own (no globals), with bounded labels: revision and status
-//! class, never anything per request. Handles are resolved once per revision and cached, so the data path
+//! Prometheus metrics, in a registry of our own (no globals), with bounded labels: revision, route and
+//! status class, never anything per request. Handles are resolved once per revision and cached, so the data path
 //! never looks a label up by string. The queue-depth and in-flight gauges are read from each revision's
 //! throttler when the metrics are scraped, so keeping them costs the data path nothing.
 
@@ -38,6 +38,7 @@ pub struct Metrics {
     panic: IntGaugeVec,
     tokens: IntCounterVec,
     time_to_first_token: HistogramVec,
+    route_requests: IntCounterVec,
     pub unrouted: IntCounter,
     pub config_reload_errors: IntCounter,
     /// Access-log records dropped because the writer fell behind (see `access_log`).
@@ -103,10 +104,24 @@ impl EngineScrapeCounters {
 /// The phases `swell_replicas{phase}` counts.
 pub const REPLICA_PHASES: [&str; 4] = ["starting", "ready", "unready", "draining"];
 
+/// One route's cached request counters, by status class.
+#[derive(Debug, Clone)]
+pub struct RouteMetrics(Arc<[IntCounter; 5]>);
+
+impl RouteMetrics {
+    pub fn count_response(&self, status: http::StatusCode) {
+        self.0[status_class(status)].inc();
+    }
+}
+
+/// The index of a status's class in [`CODE_CLASSES`].
+fn status_class(status: http::StatusCode) -> usize {
+    (status.as_u16() / 100).clamp(1, 5) as usize - 1
+}
+
 impl RevisionMetrics {
     pub fn count_response(&self, status: http::StatusCode) {
-        let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
-        self.requests_by_class[class].inc();
+        self.requests_by_class[status_class(status)].inc();
     }
 
     /// Count a request the gateway answered itself, for `reason` (one of `FAILURE_REASONS`, a bounded label).
@@ -197,6 +212,11 @@ impl Metrics {
                 revision,
             )
             .expect("static metric definition"),
+            route_requests: IntCounterVec::new(
+                Opts::new("swell_route_requests_total", "Requests answered, by route and status class."),
+                &["route", "code"],
+            )
+            .expect("static metric definition"),
             unrouted: IntCounter::new("swell_unrouted_requests_total", "Requests that matched no route (404).")
                 .expect("static metric definition"),
             config_reload_errors: IntCounter::new(
@@ -241,6 +261,7 @@ impl Metrics {
             Box::new(metrics.panic.clone()),
             Box::new(metrics.tokens.clone()),
             Box::new(metrics.time_to_first_token.clone()),
+            Box::new(metrics.route_requests.clone()),
             Box::new(metrics.unrouted.clone()),
             Box::new(metrics.config_reload_errors.clone()),
             Box::new(metrics.access_log_dropped.clone()),
@@ -281,6 +302,19 @@ impl Metrics {
     /// Say which build is running (`swell_build_info{version, commit} 1`).
     pub fn set_build_info(&self, version: &str, commit: &str) {
         self.build_info.with_label_values(&[version, commit]).set(1);
+    }
+
+    /// Cached handles for one route's request counter. Routes are named in the config or by `Route`
+    /// objects, so the label is bounded like the revision label.
+    pub fn route(&self, name: &str) -> RouteMetrics {
+        RouteMetrics(Arc::new(CODE_CLASSES.map(|class| self.route_requests.with_label_values(&[name, class]))))
+    }
+
+    /// Delete the series of route `name`, which is gone.
+    pub fn remove_route(&self, name: &str) {
+        for class in CODE_CLASSES {
+            let _ = self.route_requests.remove_label_values(&[name, class]);
+        }
     }
 
     /// Delete every series of revision `name`, which is gone: otherwise `/metrics` would grow without bound

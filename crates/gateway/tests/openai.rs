@@ -41,6 +41,7 @@ struct Fixture {
     addr: SocketAddr,
     metrics: Metrics,
     handles: Vec<Arc<RevisionHandle>>,
+    gateway: Arc<Gateway>,
 }
 
 /// A gateway serving revisions `(name, replicas)` behind `routes`, with `metrics` shared by all, on either
@@ -66,8 +67,8 @@ async fn gateway(routes: &str, revisions: &[(&str, &[SocketAddr])], options: Gat
     let addr = listener.local_addr().unwrap();
     let gateway = Gateway::with_options(table, metrics.clone(), options);
     let limits = ServerLimits { fast_path: fast, ..ServerLimits::default() };
-    tokio::spawn(swell_gateway::serve_gateway(listener, gateway, limits, std::future::pending()));
-    Fixture { addr, metrics, handles }
+    tokio::spawn(swell_gateway::serve_gateway(listener, gateway.clone(), limits, std::future::pending()));
+    Fixture { addr, metrics, handles, gateway }
 }
 
 fn client() -> Client<HttpConnector, Full<Bytes>> {
@@ -98,7 +99,33 @@ async fn the_body_model_picks_the_route_on_both_paths() {
         // A route without models still serves any body, on its own path.
         let (status, json) = post(gw.addr, "/plain/x", r#"{"model":"qwen-7b"}"#.to_owned()).await;
         assert_eq!((status, json["served_by"].as_str()), (StatusCode::OK, Some("llama")));
+        // Each route counts its own requests, on either path.
+        let text = gw.metrics.render();
+        for route in ["llama", "qwen", "plain"] {
+            let line = format!(r#"swell_route_requests_total{{code="2xx",route="{route}"}} 1"#);
+            assert!(text.contains(&line), "fast path {fast}: no {line} in {text}");
+        }
     }
+}
+
+#[tokio::test]
+async fn a_route_that_is_gone_loses_its_series() {
+    let llama = named_backend("llama").await;
+    let gw = gateway(MODEL_ROUTES, &[("v1", &[llama]), ("v2", &[llama])], GatewayOptions::default(), true).await;
+    let (status, _) = post(gw.addr, "/plain/x", "{}".to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(gw.metrics.render().contains(r#"route="plain""#));
+    let only_llama =
+        "  - {name: llama, pathPrefix: /v1, models: [llama-3-8b], traffic: [{revisionName: v1, percent: 100}]}\n";
+    let config = LocalConfig::parse(&format!(
+        "revisions:\n  - {{name: v1, endpoints: [\"127.0.0.1:1\"]}}\nroutes:\n{only_llama}"
+    ))
+    .unwrap();
+    let set = RevisionSet::new(gw.handles.iter().cloned());
+    gw.gateway.set_routes(RouteTable::build(&config.routes, |name| set.get(name).cloned()).unwrap());
+    let text = gw.metrics.render();
+    assert!(!text.contains(r#"route="plain""#), "{text}");
+    assert!(text.contains(r#"swell_route_requests_total{code="2xx",route="llama"} 0"#), "{text}");
 }
 
 #[tokio::test]

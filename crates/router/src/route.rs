@@ -21,6 +21,9 @@ pub(crate) struct Route<T> {
     /// Shared, so a caller that keeps the name past the table's life (the gateway's access log) takes a
     /// reference count, not a copy.
     pub(crate) name: Arc<str>,
+    /// Position in its table, set when the table is built: lets a caller keep per-route data in a plain
+    /// array beside the table.
+    pub(crate) index: usize,
     /// Empty: any host, also a request without one.
     hosts: Vec<HostPattern>,
     /// `<tag>-<host>` for each exact host and tagged target; see [`crate::tag`].
@@ -136,6 +139,7 @@ impl<T> Route<T> {
             })
             .transpose()?;
         Ok(Self {
+            index: 0,
             name: Arc::from(name.as_str()),
             hosts,
             tag_hosts,

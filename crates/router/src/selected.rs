@@ -31,6 +31,12 @@ impl<'a, T> Selected<'a, T> {
         self.from.handles()
     }
 
+    /// The route's position in its table ([`crate::RouteTable::route_names`]' order), for per-route data
+    /// the caller keeps beside the table.
+    pub fn route_index(&self) -> usize {
+        self.from.index
+    }
+
     /// Whether the route mirrors any share of its requests.
     pub fn route_mirrors(&self) -> bool {
         self.from.mirrors()

@@ -51,6 +51,9 @@ impl<T> RouteTable<T> {
         // Stable sort: among equal keys the route listed first stays first, which makes it win ties. A
         // route that names models is more specific than one that takes any model.
         compiled.sort_by_key(|route| Reverse((route.prefix.len(), route.headers.len(), !route.models.is_empty())));
+        for (index, route) in compiled.iter_mut().enumerate() {
+            route.index = index;
+        }
         let has_models = compiled.iter().any(|route| !route.models.is_empty());
         Ok(Self { routes: compiled, has_models })
     }
@@ -136,6 +139,11 @@ impl<T> RouteTable<T> {
             }
         }
         seen
+    }
+
+    /// The route names in table order: [`Selected::route_index`] indexes this list.
+    pub fn route_names(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().map(|route| &*route.name)
     }
 
     /// The number of routes in the table.

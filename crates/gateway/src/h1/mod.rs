@@ -127,8 +127,10 @@ async fn serve(connection: Accepted, gateway: Arc<Gateway>) -> Option<Handoff> {
                 let start = Instant::now();
                 conn.buf.drain(..request.head_len);
                 let primary = routed.revision.clone();
+                let route_metrics = routed.route_metrics.clone();
                 let served = exchange::dispatch(&mut conn, &request, routed, start).await;
                 primary.metrics.count_response(served.status);
+                route_metrics.count_response(served.status);
                 if let Some(reason) = served.failure {
                     primary.metrics.count_failure(reason);
                 }

@@ -145,6 +145,16 @@ pub fn run(args: &TraceArgs) -> Result<()> {
             path.display()
         );
     };
+    let engine = match args.replica_model {
+        Some(ReplicaModelArg::Requests) => false,
+        Some(ReplicaModelArg::Engine) if format == TraceFormat::AzureFunctions => {
+            bail!("--replica-model engine: a function trace has no tokens; use it with request-csv or mooncake")
+        }
+        _ => format != TraceFormat::AzureFunctions,
+    };
+    if args.engine_capacity == Some(0) {
+        bail!("--engine-capacity 0: expected at least 1 request per replica");
+    }
     let model = TokenServiceModel {
         base: 0.0,
         per_context_token: args.per_context_token,
@@ -180,16 +190,6 @@ pub fn run(args: &TraceArgs) -> Result<()> {
         })
         .collect::<Result<Vec<_>, String>>()
         .map_err(anyhow::Error::msg)?;
-    let engine = match args.replica_model {
-        Some(ReplicaModelArg::Requests) => false,
-        Some(ReplicaModelArg::Engine) if format == TraceFormat::AzureFunctions => {
-            bail!("--replica-model engine: a function trace has no tokens; use it with request-csv or mooncake")
-        }
-        _ => format != TraceFormat::AzureFunctions,
-    };
-    if args.engine_capacity == Some(0) {
-        bail!("--engine-capacity 0: expected at least 1 request per replica");
-    }
     let replica = if engine {
         ReplicaModel::Engine { config: scaled_engine(args.time_scale), capacity: args.engine_capacity }
     } else {
@@ -400,6 +400,27 @@ mod tests {
         assert_eq!(settings.scale_to_zero_grace_period, Duration::from_secs(3));
         assert!(autoscaler_settings(&["stable-window=1s".into()]).is_err(), "below Knative's 6 s");
         assert!(autoscaler_settings(&["no-equals".into()]).is_err());
+    }
+
+    #[test]
+    fn the_engine_model_needs_an_llm_trace_and_a_capacity_of_one_or_more() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: TraceArgs,
+        }
+        let error = |argv: &[&str]| {
+            let cli = <Cli as clap::Parser>::try_parse_from(argv).expect("clap parses it");
+            run(&cli.args).expect_err("refused").to_string()
+        };
+        assert_eq!(
+            error(&["swell", "--trace", "f", "--format", "azure-functions", "--replica-model", "engine"]),
+            "--replica-model engine: a function trace has no tokens; use it with request-csv or mooncake"
+        );
+        assert_eq!(
+            error(&["swell", "--trace", "t.jsonl", "--engine-capacity", "0"]),
+            "--engine-capacity 0: expected at least 1 request per replica"
+        );
     }
 
     #[test]

@@ -91,3 +91,15 @@ fn models_are_listed_once_each_and_keep_alive_is_compiled() {
         RouteError::BadKeepAlive { route: "bad".to_owned(), value: "soon".to_owned() }
     );
 }
+
+#[test]
+fn route_indexes_follow_the_table_order() {
+    let table =
+        build(&[single("short", &[], "/a"), single("long", &[], "/a/b/c"), single("mid", &[], "/a/b")]).unwrap();
+    let names: Vec<&str> = table.route_names().collect();
+    assert_eq!(names, ["long", "mid", "short"]);
+    for (path, want) in [("/a/b/c/d", "long"), ("/a/b", "mid"), ("/a", "short")] {
+        let selected = table.select(None, path, 0).unwrap();
+        assert_eq!(names[selected.route_index()], want);
+    }
+}
