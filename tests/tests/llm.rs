@@ -6,33 +6,19 @@
 
 mod support;
 
-use std::path::Path;
 use support::start;
 use swell_test_support::{PATIENCE, eventually, when};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The bundled config with the test build's sample model, a faster clock, keep-alives within its load time
-/// and no listeners of its own.
+/// The bundled config with a faster clock and keep-alives within its load time.
 fn llm_config() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/llm.yaml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let config: String = text
-        .lines()
-        .filter(|line| !line.starts_with("gateway:") && !line.starts_with("admin:"))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    let mut config = config.replace("target/release/swell-sample-model", "{model_bin}");
     let faster = [
         (r#""--load-time", "2s""#, r#""--load-time", "300ms""#),
         (r#""--time-scale", "10""#, r#""--time-scale", "100""#),
         ("streamKeepAlive: 1s", "streamKeepAlive: 100ms"),
     ];
-    for (was, now) in faster {
-        assert!(config.contains(was), "the example config changed: {config}");
-        config = config.replace(was, now);
-    }
-    config
+    support::bundled_config("llm.yaml", &faster)
 }
 
 /// Send a raw HTTP/1.1 request and read the whole answer (the connection closes after it).

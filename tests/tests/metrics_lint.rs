@@ -62,19 +62,10 @@ async fn lint(promtool: &Path, what: &str, text: &str) {
     }
 }
 
-/// The bundled example config (`config/local.yaml`), with the sample model that tests use, replicas ready at
-/// once (its 2 s load time only slows the test), and no listeners of its own (`start` puts them on port 0).
+/// The bundled example config (`config/local.yaml`), replicas ready at once (its 2 s load time only slows
+/// the test).
 fn example_config() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/local.yaml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let config: String = text
-        .lines()
-        .filter(|line| !line.starts_with("gateway:") && !line.starts_with("admin:"))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    let config = config.replace("target/release/swell-sample-model", "{model_bin}");
-    assert!(config.contains(r#""--load-time", "2s""#), "the example config changed: {config}");
-    config.replace(r#""--load-time", "2s""#, r#""--load-time", "0s""#)
+    support::bundled_config("local.yaml", &[(r#""--load-time", "2s""#, r#""--load-time", "0s""#)])
 }
 
 /// A request with `Swell-Tag: canary` (the support client sends no extra headers); the status code.

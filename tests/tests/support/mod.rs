@@ -122,6 +122,25 @@ impl Reply {
     }
 }
 
+/// A config bundled under `config/` as a test runs it: the test build's sample model, `edits` applied (each
+/// `(was, now)` must be found, so a changed example fails loudly), and no listeners of its own ([`start`] puts
+/// them on port 0).
+pub fn bundled_config(file: &str, edits: &[(&str, &str)]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut config: String = text
+        .lines()
+        .filter(|line| !line.starts_with("gateway:") && !line.starts_with("admin:"))
+        .map(|line| format!("{line}\n"))
+        .collect::<String>()
+        .replace("target/release/swell-sample-model", "{model_bin}");
+    for (was, now) in edits {
+        assert!(config.contains(was), "config/{file} changed: {was:?} is gone from {config}");
+        config = config.replace(was, now);
+    }
+    config
+}
+
 /// Start swell with `config` (YAML). `{model_bin}` in it is replaced by the sample model's path; gateway
 /// and admin listeners are put on 127.0.0.1:0.
 pub async fn start(config: &str) -> Swell {
