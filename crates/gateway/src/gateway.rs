@@ -297,17 +297,18 @@ fn select<H: RequestHeaders + ?Sized>(
             handle.options.serves_llm || handle.options.load_balancing == Some(LoadBalancing::Engine)
         };
         let has_models = selected.route_has_models();
+        let keep_alive = selected.stream_keep_alive();
         Routed {
             route: named.then(|| selected.route_name().clone()),
             route_metrics: routes.counters[selected.route_index()].clone(),
             openai: has_models || revision.options.serves_llm,
             reads_prompt: revision.options.load_balancing == Some(LoadBalancing::Engine),
-            keep_alive: selected.stream_keep_alive(),
+            keep_alive,
             mirror: selected.mirror.map(|m| (m.target.clone(), m.max_body_bytes)),
             fallback: selected.fallback.cloned(),
             fast: !selected.route_mirrors()
                 && !has_models
-                && selected.stream_keep_alive().is_none()
+                && keep_alive.is_none()
                 && selected
                     .route_handles()
                     .all(|handle| handle.options.protocol == swell_api::Protocol::Http1 && !llm(handle)),

@@ -14,11 +14,13 @@ use super::local::{write_error, write_static};
 use super::response::{Body, Extras, Framing, Parsed, ResponseHead, invalid, parse_response};
 use super::{RequestHead, pool};
 use crate::admission::{self, Admitted, Slot};
-use crate::gateway::Routed;
+use crate::revision::RevisionHandle;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use swell_activator::ProxyError;
 use swell_http::upstream::CONNECT_TIMEOUT;
+use swell_router::Fallback;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -29,8 +31,13 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 const READ_CHUNK: usize = 8 * 1024;
 
 /// Take a slot and forward; answers the client in every case.
-pub(super) async fn dispatch(conn: &mut Conn, request: &RequestHead, routed: Routed, start: Instant) -> Served {
-    let Routed { revision, fallback, .. } = routed;
+pub(super) async fn dispatch(
+    conn: &mut Conn,
+    request: &RequestHead,
+    revision: Arc<RevisionHandle>,
+    fallback: Option<Fallback<Arc<RevisionHandle>>>,
+    start: Instant,
+) -> Served {
     let mut slot = match admission::admit(revision, fallback, start, request.body_len, None).await {
         Ok(Admitted::Slot(slot)) => slot,
         Ok(Admitted::Reply(reply)) => return write_static(conn, request, &reply).await,
