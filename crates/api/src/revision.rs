@@ -146,6 +146,16 @@ impl Metric {
     pub fn needs_engine(self) -> bool {
         matches!(self, Metric::Tokens | Metric::KvCache)
     }
+
+    /// The name a spec gives it (`scaling.metric`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Concurrency => "concurrency",
+            Metric::Rps => "rps",
+            Metric::Tokens => "tokens",
+            Metric::KvCache => "kv-cache",
+        }
+    }
 }
 
 /// Per-revision overrides of the cluster-wide autoscaler settings. Unset fields fall back to the

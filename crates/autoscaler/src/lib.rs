@@ -12,6 +12,7 @@ pub mod load_replay;
 mod reason;
 mod scale_to_zero;
 mod scaler;
+pub mod token_mean;
 mod window;
 
 pub use decider::{Decider, Decision};

@@ -12,9 +12,7 @@
 use crate::metrics::RevisionMetrics;
 use swell_activator::{EngineReport, Throttler};
 use swell_api::Metric;
-
-/// Weight of one response in the running mean of tokens per request: about the last 20 responses count.
-const PER_RESPONSE_WEIGHT: f64 = 0.05;
+use swell_autoscaler::token_mean::TokenMean;
 
 /// KV-cache use summed over the ready replicas, each as its engine last reported it (a stale report
 /// still counts: a replica whose scrapes fail is more likely full than empty). A replica not yet scraped
@@ -30,49 +28,26 @@ pub fn kv_cache_in_use(throttler: &Throttler) -> f64 {
         .sum()
 }
 
-/// The running mean of tokens per request of one revision, from its `usage` counters.
+/// The running mean of tokens per request of one revision, from its `usage` counters
+/// (`swell_autoscaler::token_mean`, which the simulator feeds from the engine model).
 #[derive(Debug, Clone, Default)]
-pub struct TokenEstimate {
-    /// Counter values at the last observation.
-    tokens: u64,
-    responses: u64,
-    mean: Option<f64>,
-}
+pub struct TokenEstimate(TokenMean);
 
 impl TokenEstimate {
     /// Fold in the responses that finished since the last call.
     pub fn observe(&mut self, metrics: &RevisionMetrics) {
         let tokens = metrics.prompt_tokens.get().saturating_add(metrics.completion_tokens.get());
-        self.observe_totals(tokens, metrics.metered_responses.get());
-    }
-
-    fn observe_totals(&mut self, tokens: u64, responses: u64) {
-        let (new_tokens, new_responses) = (tokens.wrapping_sub(self.tokens), responses.wrapping_sub(self.responses));
-        let went_back = tokens < self.tokens || responses < self.responses;
-        (self.tokens, self.responses) = (tokens, responses);
-        if went_back || new_responses == 0 {
-            // Counters only grow; if they ever start over, take the new values as the baseline.
-            return;
-        }
-        let batch = new_tokens as f64 / new_responses as f64;
-        self.mean = Some(match self.mean {
-            None => batch,
-            Some(mean) => {
-                // n responses at once weigh what n single ones would have, one after another.
-                let kept = (1.0 - PER_RESPONSE_WEIGHT).powf(new_responses as f64);
-                kept * mean + (1.0 - kept) * batch
-            }
-        });
+        self.0.observe_totals(tokens, metrics.metered_responses.get());
     }
 
     /// Mean prompt + completion tokens per request; `None` before any response reported usage.
     pub fn mean_tokens_per_request(&self) -> Option<f64> {
-        self.mean
+        self.0.mean()
     }
 
     /// Tokens in flight for `concurrency` requests in flight or waiting.
     pub fn tokens_in_flight(&self, concurrency: f64) -> f64 {
-        concurrency.max(0.0) * self.mean.unwrap_or(0.0)
+        self.0.tokens_in_flight(concurrency)
     }
 }
 
@@ -123,30 +98,17 @@ mod tests {
     }
 
     #[test]
-    fn tokens_are_concurrency_times_the_running_mean_of_tokens_per_request() {
+    fn tokens_are_concurrency_times_the_mean_of_reported_usage() {
         let throttler = throttler_with(&["127.0.0.1:9001"]);
+        let metrics = crate::Metrics::new().revision("r");
         let mut estimate = TokenEstimate::default();
         // Nothing reported usage yet: no estimate, so the signal is 0.
-        assert_eq!(estimate.mean_tokens_per_request(), None);
         assert_eq!(engine_signal(Metric::Tokens, &throttler, 5.0, &estimate), 0.0);
-        // Four responses of 1000 tokens each: the first batch sets the mean.
-        estimate.observe_totals(4000, 4);
-        assert_eq!(estimate.mean_tokens_per_request(), Some(1000.0));
+        metrics.prompt_tokens.inc_by(3000);
+        metrics.completion_tokens.inc_by(1000);
+        metrics.metered_responses.inc_by(4);
+        estimate.observe(&metrics);
         assert_eq!(engine_signal(Metric::Tokens, &throttler, 5.0, &estimate), 5000.0);
-        // No new responses: the mean stands.
-        estimate.observe_totals(4000, 4);
-        assert_eq!(estimate.mean_tokens_per_request(), Some(1000.0));
-        // One response of 3000 tokens moves it by one response's weight.
-        estimate.observe_totals(7000, 5);
-        let mean = estimate.mean_tokens_per_request().expect("a mean");
-        assert!((mean - (0.95 * 1000.0 + 0.05 * 3000.0)).abs() < 1e-9, "{mean}");
-        // Many long responses pull it most of the way.
-        estimate.observe_totals(7000 + 100 * 3000, 105);
-        let mean = estimate.mean_tokens_per_request().expect("a mean");
-        assert!(mean > 2980.0 && mean < 3000.0, "{mean}");
-        // Counters that start over are a new baseline, not a negative batch.
-        estimate.observe_totals(10, 1);
-        assert_eq!(estimate.mean_tokens_per_request(), Some(mean));
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! `containerConcurrency` above 0 a replica takes at most that many and the rest wait at the activator;
 //! with none ready, requests wait there too. Added latency is the wait at the activator (0 when a ready
 //! replica takes the request on arrival); time to first token and to the last are measured from arrival. A
-//! cold start is a request whose replica was not ready when it arrived, as in the request model. Replicas
+//! cold start is a request whose replica was not ready when it arrived, as in the request model.
+//! Each tick also carries the engine signals of `metric: tokens` and `kv-cache`: the requests' time-weighted
+//! count times the running mean of tokens per finished request (the gateway's estimate, not the exact
+//! tokens in flight), and the KV-cache use of the ready replicas at the tick. Replicas
 //! leave in a ReplicaSet's order and drain: a leaving replica takes nothing new and is paid for until its
 //! engine is empty.
 
@@ -19,6 +22,7 @@ use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use swell_autoscaler::token_mean::TokenMean;
 use swell_engine::{Engine, EngineConfig, Event as EngineEvent, Step};
 
 use crate::fleet::{Fleet, Usage};
@@ -128,6 +132,11 @@ struct EngineReplay<'a> {
     area: f64,
     last_desired: Desired,
     outcome: Outcome,
+    /// Prompt + output tokens of the requests finished so far, and their count: the `usage` totals the
+    /// gateway would have counted, folded into `token_mean` at every tick as `swell serve` folds its own.
+    finished_tokens: u64,
+    finished_requests: u64,
+    token_mean: TokenMean,
 }
 
 /// Replay LLM `requests` (sorted by arrival) for `duration` seconds under `controller`, every replica an
@@ -158,6 +167,9 @@ pub fn replay_engine(
         area: 0.0,
         last_desired: Desired::default(),
         outcome: Outcome::default(),
+        finished_tokens: 0,
+        finished_requests: 0,
+        token_mean: TokenMean::default(),
     };
     r.start_warm(controller.initial());
     let mut next = 0usize;
@@ -179,7 +191,14 @@ pub fn replay_engine(
             next += 1;
         } else {
             r.advance(t_tick);
-            let load = SecondLoad { concurrency: std::mem::take(&mut r.area), requests: std::mem::take(&mut arrivals) };
+            let concurrency = std::mem::take(&mut r.area);
+            r.token_mean.observe_totals(r.finished_tokens, r.finished_requests);
+            let load = SecondLoad {
+                concurrency,
+                requests: std::mem::take(&mut arrivals),
+                tokens: r.token_mean.tokens_in_flight(concurrency),
+                kv_cache: r.kv_cache_in_use(),
+            };
             record_minute(&mut r.outcome, tick, load.concurrency, r.fleet.counts().paid);
             let desired = controller.tick(tick, load, r.view());
             r.apply(desired);
@@ -209,6 +228,18 @@ impl EngineReplay<'_> {
             queued: u32::try_from(self.queue.len()).unwrap_or(u32::MAX),
             idle_since: self.idle_since,
         }
+    }
+
+    /// KV-cache use summed over the ready replicas that are not leaving, as the gateway sums its engines'
+    /// reports (it sees them at every scrape; the replay reads them at the tick).
+    fn kv_cache_in_use(&self) -> f64 {
+        self.fleet
+            .replicas
+            .iter()
+            .zip(&self.slots)
+            .filter(|(r, _)| r.live && r.ready && !r.leaving)
+            .filter_map(|(_, slot)| slot.as_ref().map(|slot| slot.engine.kv_cache_usage()))
+            .sum()
     }
 
     /// A fresh engine for replica `id` (a new replica has an empty cache).
@@ -352,7 +383,9 @@ impl EngineReplay<'_> {
                     let arrival = self.requests[request as usize].arrival;
                     self.outcome.ttft.record((self.now - arrival) * 1000.0);
                 }
-                EngineEvent::Finished { id: request, .. } => {
+                EngineEvent::Finished { id: request, prompt_tokens, completion_tokens, .. } => {
+                    self.finished_tokens += u64::from(prompt_tokens) + u64::from(completion_tokens);
+                    self.finished_requests += 1;
                     let arrival = self.requests[request as usize].arrival;
                     self.outcome.e2e.record((self.now - arrival) * 1000.0);
                     finished += 1;

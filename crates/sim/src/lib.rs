@@ -23,7 +23,7 @@ pub use chart::{ChartError, TradeoffCurve, timeline, tradeoff};
 pub use engine_replay::{engine_capacity, fitted_tokens, idle_timing, prompt_hashes};
 pub use latency::Latencies;
 pub use platform::{Platform, Pool, ReplicaModel, StartTime};
-pub use policy::{HpaSettings, PolicyKind, SwellSettings};
+pub use policy::{HpaSettings, PolicyKind, RevisionContext, SwellSettings};
 pub use readers::{ReadError, TraceFormat, read};
 pub use replay::{Outcome, replay};
 pub use report::{PolicyReport, Report};

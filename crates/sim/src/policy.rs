@@ -18,8 +18,8 @@ pub use kpa::KnativeKpa;
 pub use static_peak::StaticPeak;
 pub use swell::{SwellPolicy, SwellSettings};
 
-use swell_api::ScalingSpec;
 use swell_api::settings::{AutoscalerSettings, RevisionSettings};
+use swell_api::{Metric, ScalingSpec};
 
 /// What a controller sees of the revision's replicas and requests.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -41,6 +41,27 @@ pub struct SecondLoad {
     pub concurrency: f64,
     /// Requests that arrived in the second.
     pub requests: u32,
+    /// Engine replicas only (0 otherwise): `concurrency` times the running mean of tokens per finished
+    /// request, the estimate the gateway makes for `metric: tokens`.
+    pub tokens: f64,
+    /// Engine replicas only (0 otherwise): KV-cache use summed over the ready replicas at the second's end,
+    /// what the gateway's last scrapes add up to for `metric: kv-cache`.
+    pub kv_cache: f64,
+}
+
+/// What a controller is sized with for one revision.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RevisionContext {
+    /// Requests per replica at most, as the autoscalers see it (0 = unlimited).
+    pub container_concurrency: u32,
+    /// The revision's peak offered load in replicas (static-peak's fleet).
+    pub peak_need: u32,
+    /// The platform's mean start time (Swell pre-warms that much early).
+    pub start_mean: f64,
+    /// Engine replicas: the revision's mean prompt + output tokens per request; with it a `tokens` metric
+    /// without a target gets `container_concurrency` × this (the tokens of a replica's capacity in mean
+    /// requests).
+    pub tokens_per_request: Option<f64>,
 }
 
 /// Replicas wanted in each pool.
@@ -124,34 +145,53 @@ impl PolicyKind {
             .collect()
     }
 
-    /// A controller for one revision. `peak_need` is the revision's peak offered load in replicas (for
-    /// static-peak); `start_mean` the platform's mean start time (Swell pre-warms that much early). The
-    /// oracle has none: it is computed from the requests, not replayed.
-    pub fn controller(
-        &self,
-        container_concurrency: u32,
-        peak_need: u32,
-        start_mean: f64,
-    ) -> Result<Box<dyn Controller + Send>, String> {
+    /// A controller for one revision. The oracle has none: it is computed from the requests, not replayed.
+    pub fn controller(&self, revision: &RevisionContext) -> Result<Box<dyn Controller + Send>, String> {
+        let cc = revision.container_concurrency;
         Ok(match self {
-            Self::StaticPeak => Box::new(StaticPeak::new(peak_need)),
+            Self::StaticPeak => Box::new(StaticPeak::new(revision.peak_need)),
             Self::HpaRps(settings) => Box::new(HpaRps::new(settings.clone())),
             Self::KnativeKpa(autoscaler) => {
-                Box::new(KnativeKpa::new(revision_settings(autoscaler, container_concurrency)?))
+                Box::new(KnativeKpa::new(revision_settings(autoscaler, &ScalingSpec::default(), cc)?))
             }
-            Self::Swell(settings) => Box::new(SwellPolicy::new(
-                revision_settings(&settings.autoscaler, container_concurrency)?,
-                settings.clone(),
-                start_mean,
-            )),
+            Self::Swell(settings) => {
+                let scaling = swell_scaling(settings, revision)?;
+                Box::new(SwellPolicy::new(
+                    revision_settings(&settings.autoscaler, &scaling, cc)?,
+                    settings.clone(),
+                    revision.start_mean,
+                ))
+            }
             Self::Oracle => return Err("the oracle is computed from the requests, not replayed".into()),
         })
     }
 }
 
-/// Knative's target resolution for a revision with no `scaling` overrides.
-fn revision_settings(autoscaler: &AutoscalerSettings, container_concurrency: u32) -> Result<RevisionSettings, String> {
-    autoscaler.for_scaling(&ScalingSpec::default(), container_concurrency).map_err(|e| e.to_string())
+/// Swell's `scaling` for a revision: its metric and target; a `tokens` metric with no target is sized
+/// from the engine's capacity in mean requests.
+fn swell_scaling(settings: &SwellSettings, revision: &RevisionContext) -> Result<ScalingSpec, String> {
+    let metric = settings.metric;
+    if metric.needs_engine() && revision.tokens_per_request.is_none() {
+        return Err(format!(
+            "--metric {}: needs engine replicas (an LLM trace with --replica-model engine)",
+            metric.as_str()
+        ));
+    }
+    let target = match (settings.target, metric, revision.tokens_per_request) {
+        (Some(target), _, _) => Some(target),
+        (None, Metric::Tokens, Some(tokens)) => Some(f64::from(revision.container_concurrency.max(1)) * tokens),
+        (None, _, _) => None,
+    };
+    Ok(ScalingSpec { metric: Some(metric), target, ..ScalingSpec::default() })
+}
+
+/// Knative's target resolution for a revision with `scaling`.
+fn revision_settings(
+    autoscaler: &AutoscalerSettings,
+    scaling: &ScalingSpec,
+    container_concurrency: u32,
+) -> Result<RevisionSettings, String> {
+    autoscaler.for_scaling(scaling, container_concurrency).map_err(|e| e.to_string())
 }
 
 fn secs(now: u64) -> Duration {

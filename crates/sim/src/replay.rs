@@ -172,7 +172,11 @@ pub fn replay(
             }
         } else {
             r.advance(t_tick);
-            let load = SecondLoad { concurrency: std::mem::take(&mut r.area), requests: std::mem::take(&mut arrivals) };
+            let load = SecondLoad {
+                concurrency: std::mem::take(&mut r.area),
+                requests: std::mem::take(&mut arrivals),
+                ..SecondLoad::default()
+            };
             r.record_minute(tick, load.concurrency);
             let desired = controller.tick(tick, load, r.view());
             r.apply(desired);

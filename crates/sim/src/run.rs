@@ -6,9 +6,9 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::engine_replay::{engine_capacity, idle_timing, replay_engine};
+use crate::engine_replay::{engine_capacity, fitted_tokens, idle_timing, replay_engine};
 use crate::platform::{Platform, ReplicaModel};
-use crate::policy::{PolicyKind, oracle};
+use crate::policy::{PolicyKind, RevisionContext, oracle};
 use crate::replay::{Outcome, replay};
 use crate::trace::{Arrivals, LlmRequest, Request, RevisionTrace, Trace, mix};
 
@@ -53,10 +53,16 @@ pub fn run(trace: &Trace, config: &RunConfig) -> Result<Vec<PolicyOutcome>, RunE
             });
         }
     }
+    let engine_replicas = matches!(config.platform.replica, ReplicaModel::Engine { .. })
+        && trace.revisions.iter().any(|r| matches!(r.arrivals, Arrivals::Llm(_)));
+    let probe = RevisionContext {
+        container_concurrency: config.platform.container_concurrency,
+        peak_need: 1,
+        start_mean: 0.0,
+        tokens_per_request: engine_replicas.then_some(1.0),
+    };
     for policy in config.policies.iter().filter(|p| **p != PolicyKind::Oracle) {
-        policy
-            .controller(config.platform.container_concurrency, 1, 0.0)
-            .map_err(|message| RunError { policy: policy.name().into(), message })?;
+        policy.controller(&probe).map_err(|message| RunError { policy: policy.name().into(), message })?;
     }
     // Work items: a revision under every policy, or, for an engine revision (each policy's replay steps
     // thousands of engines' worth of work), a revision under one policy, so that a one-revision LLM trace
@@ -142,7 +148,12 @@ fn run_revision(trace: &Trace, index: usize, config: &RunConfig, only: Option<us
         .iter()
         .map(|policy| match policy {
             PolicyKind::Oracle => oracle::outcome(&requests, platform, capacity, start_seed),
-            _ => match policy.controller(platform.container_concurrency, peak_need, platform.start.mean()) {
+            _ => match policy.controller(&RevisionContext {
+                container_concurrency: platform.container_concurrency,
+                peak_need,
+                start_mean: platform.start.mean(),
+                tokens_per_request: None,
+            }) {
                 Ok(mut controller) => replay(&requests, trace.duration, platform, controller.as_mut(), start_seed),
                 // Checked in `run` before any revision starts.
                 Err(_) => Outcome::default(),
@@ -172,6 +183,17 @@ fn run_engine_revision(
     let peak_need =
         (trace.revisions[index].peak_minute_concurrency(&idle) / f64::from(capacity)).ceil().max(1.0) as u32;
     let start_seed = mix(config.seed, (1 << 32) + index as u64);
+    let tokens: u64 = requests
+        .iter()
+        .map(|r| fitted_tokens(r, engine))
+        .map(|(prompt, output)| u64::from(prompt) + u64::from(output))
+        .sum();
+    let context = RevisionContext {
+        container_concurrency: capacity,
+        peak_need,
+        start_mean: platform.start.mean(),
+        tokens_per_request: Some(tokens as f64 / requests.len().max(1) as f64),
+    };
     config
         .policies
         .iter()
@@ -187,7 +209,7 @@ fn run_engine_revision(
                     }
                     outcome
                 }
-                _ => match policy.controller(capacity, peak_need, platform.start.mean()) {
+                _ => match policy.controller(&context) {
                     Ok(mut controller) => {
                         replay_engine(requests, trace.duration, platform, engine, controller.as_mut(), start_seed)
                     }

@@ -124,3 +124,49 @@ fn capacity_is_where_batching_stops_paying() {
     let long: Vec<LlmRequest> = (0..10).map(|i| request(f64::from(i), 16_000, 150, vec![])).collect();
     assert_eq!(swell_sim::engine_capacity(&long, &config), 1);
 }
+
+/// Swell scaling on an engine signal instead of concurrency, with `target`.
+fn swell_on(metric: swell_api::Metric, target: f64) -> PolicyKind {
+    PolicyKind::Swell(swell_sim::SwellSettings { metric, target: Some(target), ..Default::default() })
+}
+
+fn run_policy(trace: &Trace, platform: Platform, policy: PolicyKind) -> Result<Report, swell_sim::RunError> {
+    let outcomes = swell_sim::run(trace, &RunConfig { platform, policies: vec![policy], seed: 1, threads: 1 })?;
+    Ok(Report::new(&outcomes))
+}
+
+#[test]
+fn swell_scales_engine_replicas_on_the_tokens_and_kv_cache_signals() {
+    // 6 requests/s of 4,000-token prompts for a minute: more prefill than one replica does, so requests
+    // wait in its engine and the KV cache fills with the running ones. The decider sees only the signal (its
+    // concurrency windows are not read for these metrics): a target no load reaches keeps the one replica
+    // that demand asks for, a small one orders more. Were the signals not fed, both would stay at one.
+    let trace = steady(6);
+    let replica_seconds = |policy| {
+        let report = run_policy(&trace, platform(1.0, 8), policy).expect("runs");
+        assert_eq!(report.policies[0].requests, 360);
+        report.policies[0].replica_seconds
+    };
+    use swell_api::Metric::{KvCache, Tokens};
+    let (tokens_high, tokens_low) = (replica_seconds(swell_on(Tokens, 1e9)), replica_seconds(swell_on(Tokens, 4000.0)));
+    assert!(tokens_low > 1.5 * tokens_high, "tokens: target 4,000 {tokens_low} replica-s, 1e9 {tokens_high}");
+    let (kv_high, kv_low) = (replica_seconds(swell_on(KvCache, 1.0)), replica_seconds(swell_on(KvCache, 0.01)));
+    assert!(kv_low > 1.5 * kv_high, "kv-cache: target 0.01 {kv_low} replica-s, 1.0 {kv_high}");
+}
+
+#[test]
+fn engine_metrics_need_engine_replicas() {
+    let trace = steady(1);
+    let requests = Platform { replica: ReplicaModel::Requests, container_concurrency: 1, ..platform(1.0, 8) };
+    let Err(error) = run_policy(&trace, requests, swell_on(swell_api::Metric::KvCache, 0.7)) else {
+        panic!("kv-cache on the request model must be refused");
+    };
+    let message = error.to_string();
+    assert!(message.contains("swell") && message.contains("--metric kv-cache"), "{message}");
+    assert!(run_policy(&trace, platform(1.0, 8), swell_on(swell_api::Metric::KvCache, 0.7)).is_ok());
+    // A target out of the metric's range is refused naming the key and the range.
+    let Err(error) = run_policy(&trace, platform(1.0, 8), swell_on(swell_api::Metric::KvCache, 1.5)) else {
+        panic!("a KV-cache target above 1 must be refused");
+    };
+    assert!(error.to_string().contains("scaling.target") && error.to_string().contains("0.01 to 1"), "{error}");
+}

@@ -201,3 +201,15 @@ fn simulate_stats_panics_on_a_load_step() {
     assert!(step.iter().any(|tick| tick["mode"] == "panic"), "a 35x step enters panic");
     assert!(step.iter().all(|tick| tick["desired"].as_u64().unwrap() >= 1));
 }
+
+#[test]
+fn simulate_refuses_an_engine_metric_without_engine_replicas() {
+    // A function trace has no tokens, so swell cannot scale it on the engine's signals: exit 64 naming the
+    // flag, before any replay.
+    let trace = concat!(env!("CARGO_MANIFEST_DIR"), "/../sim/tests/fixtures/azure");
+    let output =
+        swell().args(["simulate", "--trace", trace, "--policies", "swell", "--metric", "tokens"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("--metric tokens") && stderr.contains("engine replicas"), "{stderr}");
+}

@@ -86,7 +86,7 @@ mod tests {
     fn run(hpa: &mut HpaRps, seconds: std::ops::RangeInclusive<u64>, rps: u32) -> u32 {
         let mut last = 0;
         for t in seconds {
-            last = hpa.tick(t, SecondLoad { concurrency: 0.0, requests: rps }, FleetView::default()).regular;
+            last = hpa.tick(t, SecondLoad { requests: rps, ..SecondLoad::default() }, FleetView::default()).regular;
         }
         last
     }

@@ -1,10 +1,12 @@
 //! `knative-kpa`: the real [`Decider`] with Knative's defaults (stable window 60 s, panic at 200 % over 6 s,
 //! target 70 % of `containerConcurrency`, scale to zero after the stable window plus a 30 s grace period),
 //! fed each second's load and poked when a request finds the revision at zero, exactly as `swell serve`
-//! drives it.
+//! drives it. For `swell` with `metric: tokens` or `kv-cache` the engine model's signal of the second is
+//! recorded too, as `swell serve` records the gateway's.
 
 use std::time::Duration;
 
+use swell_api::Metric;
 use swell_api::settings::RevisionSettings;
 use swell_autoscaler::credit::credited_concurrency;
 use swell_autoscaler::{Decider, Decision};
@@ -39,6 +41,11 @@ impl KnativeKpa {
             load.concurrency
         };
         self.decider.record(secs(now), concurrency, f64::from(requests));
+        match self.settings.metric {
+            Metric::Tokens => self.decider.record_signal(secs(now), load.tokens),
+            Metric::KvCache => self.decider.record_signal(secs(now), load.kv_cache),
+            Metric::Concurrency | Metric::Rps => {}
+        }
         let decision = self.decider.tick(secs(now), fleet.ready, &self.settings);
         self.current = decision.desired.unwrap_or(self.current);
         decision

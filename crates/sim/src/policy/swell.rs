@@ -24,6 +24,7 @@
 //! or more, the decider's answer stands. Until a revision has `min_gaps` idle gaps on record (or when most
 //! of its gaps are longer than the histogram's 4 h), Swell behaves exactly like Knative.
 
+use swell_api::Metric;
 use swell_api::settings::{AutoscalerSettings, RevisionSettings};
 
 use super::histogram::WarmWindow;
@@ -49,6 +50,12 @@ pub struct SwellSettings {
     /// What a miss costs, as a multiple of (mean start time × replicas a miss orders) replica-seconds (1.0;
     /// 0 = misses are not priced: the budget alone decides, as before).
     pub miss_price: f64,
+    /// What the decider averages (`scaling.metric`): concurrency by default; `tokens` and `kv-cache` read
+    /// the engine model's signals ([`super::SecondLoad`]) and need engine replicas.
+    pub metric: Metric,
+    /// `scaling.target` in the metric's unit; `None` = the metric's default (for `tokens`, the engine's
+    /// capacity in mean requests).
+    pub target: Option<f64>,
 }
 
 impl Default for SwellSettings {
@@ -62,6 +69,8 @@ impl Default for SwellSettings {
             burst_spikes: false,
             credit_starting: true,
             miss_price: 1.0,
+            metric: Metric::Concurrency,
+            target: None,
         }
     }
 }

@@ -23,6 +23,28 @@ pub enum ReplicaModelArg {
     Requests,
 }
 
+/// `--metric`: what swell's decider averages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricArg {
+    Concurrency,
+    Rps,
+    /// Tokens in flight per replica (engine replicas).
+    Tokens,
+    /// KV-cache use across the ready replicas (engine replicas).
+    KvCache,
+}
+
+impl From<MetricArg> for swell_api::Metric {
+    fn from(arg: MetricArg) -> Self {
+        match arg {
+            MetricArg::Concurrency => Self::Concurrency,
+            MetricArg::Rps => Self::Rps,
+            MetricArg::Tokens => Self::Tokens,
+            MetricArg::KvCache => Self::KvCache,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
     /// A trace to replay: a folder (azure-functions), a CSV file (request-csv) or JSON lines (mooncake).
@@ -96,6 +118,15 @@ pub struct TraceArgs {
     /// windows that save more misses than they cost are kept beyond the budget; 0 turns this off.
     #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
     pub miss_price: f64,
+    /// Swell: what the decider averages, as a revision's `scaling.metric`: concurrency, rps, or with engine
+    /// replicas tokens (in flight per replica, the gateway's estimate) or kv-cache (use across the ready
+    /// replicas). knative-kpa keeps concurrency.
+    #[arg(long, value_name = "METRIC", default_value = "concurrency")]
+    pub metric: MetricArg,
+    /// Swell: the metric's per-replica target, as `scaling.target` [default: the metric's own; for tokens
+    /// the engine's capacity in mean requests, for kv-cache 0.7].
+    #[arg(long, value_name = "VALUE")]
+    pub target: Option<f64>,
     /// request-csv: service seconds per generated token.
     #[arg(long, value_name = "SECONDS", default_value_t = 0.02)]
     pub per_generated_token: f64,
@@ -177,6 +208,8 @@ pub fn run(args: &TraceArgs) -> Result<()> {
         burst_spikes: args.burst_spikes,
         credit_starting: !args.no_credit_starting,
         miss_price: args.miss_price,
+        metric: args.metric.into(),
+        target: args.target,
         autoscaler: autoscaler.clone(),
         ..SwellSettings::default()
     };
