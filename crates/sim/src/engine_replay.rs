@@ -20,15 +20,14 @@
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
 use swell_autoscaler::token_mean::TokenMean;
 use swell_engine::{Engine, EngineConfig, Event as EngineEvent, Step};
 
-use crate::fleet::{Fleet, Usage};
-use crate::platform::{Platform, Pool, StartSampler};
+use crate::fleet::Usage;
+use crate::platform::Platform;
 use crate::policy::{Controller, Desired, FleetView, SecondLoad};
 use crate::replay::{Event, EventKind, OVERRUN_LIMIT, Outcome, record_minute};
+use crate::scaling::Scaling;
 use crate::trace::{LlmRequest, PREFIX_CHUNK_TOKENS};
 
 /// The engine's block hashes for a request's prompt: block `j` (tokens `j × block_size ..`) gets a hash when
@@ -118,10 +117,7 @@ struct EngineReplay<'a> {
     config: &'a EngineConfig,
     /// Requests per replica at most; 0 = no limit.
     cap: u32,
-    regular_start: StartSampler,
-    burst_start: StartSampler,
-    rng: SmallRng,
-    fleet: Fleet,
+    scaling: Scaling,
     slots: Vec<Option<Slot>>,
     events: BinaryHeap<Event>,
     /// Indices into `requests` waiting at the activator.
@@ -130,7 +126,6 @@ struct EngineReplay<'a> {
     idle_since: Option<f64>,
     now: f64,
     area: f64,
-    last_desired: Desired,
     outcome: Outcome,
     /// Prompt + output tokens of the requests finished so far, and their count: the `usage` totals the
     /// gateway would have counted, folded into `token_mean` at every tick as `swell serve` folds its own.
@@ -153,11 +148,8 @@ pub fn replay_engine(
         requests,
         config,
         cap: platform.container_concurrency,
-        regular_start: platform.start(Pool::Regular).sampler(),
-        burst_start: platform.start(Pool::Burst).sampler(),
-        rng: SmallRng::seed_from_u64(seed),
         // Unlimited slots: the engine replay routes itself (least loaded) and keeps `busy` up to date.
-        fleet: Fleet::new(0),
+        scaling: Scaling::new(platform, 0, seed),
         slots: Vec::new(),
         events: BinaryHeap::new(),
         queue: VecDeque::new(),
@@ -165,13 +157,13 @@ pub fn replay_engine(
         idle_since: Some(0.0),
         now: 0.0,
         area: 0.0,
-        last_desired: Desired::default(),
         outcome: Outcome::default(),
         finished_tokens: 0,
         finished_requests: 0,
         token_mean: TokenMean::default(),
     };
-    r.start_warm(controller.initial());
+    let (slots, config) = (&mut r.slots, r.config);
+    r.scaling.start_warm(controller.initial(), |id, generation| new_slot(slots, config, id, generation));
     let mut next = 0usize;
     let mut tick: u64 = 1;
     let mut arrivals: u32 = 0;
@@ -199,7 +191,7 @@ pub fn replay_engine(
                 tokens: r.token_mean.tokens_in_flight(concurrency),
                 kv_cache: r.kv_cache_in_use(),
             };
-            record_minute(&mut r.outcome, tick, load.concurrency, r.fleet.counts().paid);
+            record_minute(&mut r.outcome, tick, load.concurrency, r.scaling.fleet.counts().paid);
             let desired = controller.tick(tick, load, r.view());
             r.apply(desired);
             let drained = next >= requests.len() && r.queue.is_empty() && r.in_flight == 0;
@@ -220,7 +212,7 @@ impl EngineReplay<'_> {
     }
 
     fn view(&self) -> FleetView {
-        let counts = self.fleet.counts();
+        let counts = self.scaling.fleet.counts();
         FleetView {
             ready: counts.ready,
             total: counts.total,
@@ -233,7 +225,8 @@ impl EngineReplay<'_> {
     /// KV-cache use summed over the ready replicas that are not leaving, as the gateway sums its engines'
     /// reports (it sees them at every scrape; the replay reads them at the tick).
     fn kv_cache_in_use(&self) -> f64 {
-        self.fleet
+        self.scaling
+            .fleet
             .replicas
             .iter()
             .zip(&self.slots)
@@ -242,48 +235,20 @@ impl EngineReplay<'_> {
             .sum()
     }
 
-    /// A fresh engine for replica `id` (a new replica has an empty cache).
-    fn new_slot(&mut self, id: usize, generation: u32) {
-        if self.slots.len() <= id {
-            self.slots.resize_with(id + 1, || None);
-        }
-        // The config was validated before the run; an invalid one leaves the replica without an engine,
-        // which then takes no requests.
-        self.slots[id] = Engine::new(self.config.clone()).ok().map(|engine| Slot { generation, engine, step: None });
-    }
-
-    fn start_warm(&mut self, initial: Desired) {
-        for (pool, n) in [(Pool::Regular, initial.regular), (Pool::Burst, initial.burst)] {
-            for _ in 0..n {
-                let (id, generation) = self.fleet.add(pool, 0.0, 0.0);
-                self.new_slot(id, generation);
-                self.fleet.mark_ready(id, generation);
-            }
-        }
-        self.last_desired = initial;
-    }
-
     fn apply(&mut self, desired: Desired) {
-        if desired.total() != self.last_desired.total() {
+        let (slots, config) = (&mut self.slots, self.config);
+        if self
+            .scaling
+            .apply(desired, self.now, &mut self.events, |id, generation| new_slot(slots, config, id, generation))
+        {
             self.outcome.scale_events += 1;
-        }
-        self.last_desired = desired;
-        for (pool, wanted) in [(Pool::Burst, desired.burst), (Pool::Regular, desired.regular)] {
-            let new = self.fleet.scale(pool, wanted, self.now);
-            for _ in 0..new {
-                let sampler = if pool == Pool::Regular { &self.regular_start } else { &self.burst_start };
-                let ready_at = self.now + sampler.sample(&mut self.rng).max(0.0);
-                let (id, generation) = self.fleet.add(pool, self.now, ready_at);
-                self.new_slot(id, generation);
-                self.events.push(Event { at: ready_at, kind: EventKind::Ready { id, generation } });
-            }
         }
     }
 
     fn handle(&mut self, kind: EventKind) {
         match kind {
             EventKind::Ready { id, generation } => {
-                if self.fleet.mark_ready(id, generation) {
+                if self.scaling.fleet.mark_ready(id, generation) {
                     self.dispatch();
                 }
             }
@@ -298,7 +263,7 @@ impl EngineReplay<'_> {
         }
         self.queue.push_back(index);
         self.dispatch();
-        if !self.queue.is_empty() && self.fleet.active() == 0 {
+        if !self.queue.is_empty() && self.scaling.fleet.active() == 0 {
             // The gateway's poke: a request found nothing ready or starting.
             if let Some(desired) = controller.poke(self.now, self.view()) {
                 self.apply(desired);
@@ -309,7 +274,7 @@ impl EngineReplay<'_> {
     /// The least loaded ready replica with room, lowest id first.
     fn pick(&self) -> Option<usize> {
         let mut best: Option<(u32, usize)> = None;
-        for (id, r) in self.fleet.replicas.iter().enumerate() {
+        for (id, r) in self.scaling.fleet.replicas.iter().enumerate() {
             if !r.live || !r.ready || r.leaving || (self.cap > 0 && r.busy >= self.cap) {
                 continue;
             }
@@ -331,7 +296,7 @@ impl EngineReplay<'_> {
             let request = &self.requests[index];
             self.outcome.requests += 1;
             self.outcome.latencies.record((self.now - request.arrival) * 1000.0);
-            if self.fleet.replicas[id].ready_at > request.arrival {
+            if self.scaling.fleet.replicas[id].ready_at > request.arrival {
                 self.outcome.cold_starts += 1;
             }
             let (prompt_tokens, max_tokens) = fitted_tokens(request, self.config);
@@ -351,7 +316,7 @@ impl EngineReplay<'_> {
             if slot.engine.submit(now, submitted).is_err() {
                 continue;
             }
-            self.fleet.replicas[id].busy += 1;
+            self.scaling.fleet.replicas[id].busy += 1;
             self.in_flight += 1;
             if slot.step.is_none() {
                 self.start_step(id);
@@ -395,9 +360,9 @@ impl EngineReplay<'_> {
         }
         for _ in 0..finished {
             self.in_flight -= 1;
-            self.fleet.release(id, self.now);
+            self.scaling.fleet.release(id, self.now);
         }
-        if self.fleet.replicas[id].live && self.fleet.replicas[id].generation == generation {
+        if self.scaling.fleet.replicas[id].live && self.scaling.fleet.replicas[id].generation == generation {
             self.start_step(id);
         } else {
             // Drained and gone: its engine (and cache) goes with it.
@@ -415,15 +380,25 @@ impl EngineReplay<'_> {
         // Requests never served within the overrun limit count with the wait they had.
         while let Some(index) = self.queue.pop_front() {
             self.outcome.requests += 1;
-            self.outcome.cold_starts += u64::from(self.fleet.active() == 0);
+            self.outcome.cold_starts += u64::from(self.scaling.fleet.active() == 0);
             self.outcome.latencies.record((self.now - self.requests[index].arrival) * 1000.0);
         }
-        self.fleet.close(self.now);
-        let Usage { regular_seconds, burst_seconds } = self.fleet.usage;
+        self.scaling.fleet.close(self.now);
+        let Usage { regular_seconds, burst_seconds } = self.scaling.fleet.usage;
         self.outcome.regular_seconds = regular_seconds;
         self.outcome.burst_seconds = burst_seconds;
         self.outcome
     }
+}
+
+/// A fresh engine for replica `id` (a new replica has an empty cache).
+fn new_slot(slots: &mut Vec<Option<Slot>>, config: &EngineConfig, id: usize, generation: u32) {
+    if slots.len() <= id {
+        slots.resize_with(id + 1, || None);
+    }
+    // The config was validated before the run; an invalid one leaves the replica without an engine, which
+    // then takes no requests.
+    slots[id] = Engine::new(config.clone()).ok().map(|engine| Slot { generation, engine, step: None });
 }
 
 fn duration(seconds: f64) -> Duration {

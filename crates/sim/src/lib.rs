@@ -17,6 +17,7 @@ pub mod readers;
 mod replay;
 mod report;
 mod run;
+mod scaling;
 mod trace;
 
 pub use chart::{ChartError, TradeoffCurve, timeline, tradeoff};

@@ -8,13 +8,11 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
-
-use crate::fleet::{Fleet, Usage};
+use crate::fleet::Usage;
 use crate::latency::Latencies;
-use crate::platform::{Platform, Pool, StartSampler};
+use crate::platform::Platform;
 use crate::policy::{Controller, Desired, FleetView, SecondLoad};
+use crate::scaling::Scaling;
 use crate::trace::Request;
 
 /// How long past the trace's end the replay may run to serve what is still queued.
@@ -113,10 +111,7 @@ impl PartialOrd for Event {
 
 /// The state of one replay.
 struct Replay {
-    regular_start: StartSampler,
-    burst_start: StartSampler,
-    rng: SmallRng,
-    fleet: Fleet,
+    scaling: Scaling,
     events: BinaryHeap<Event>,
     queue: VecDeque<Request>,
     in_flight: u32,
@@ -124,7 +119,6 @@ struct Replay {
     now: f64,
     /// Integral of (in flight + queued) over the current second.
     area: f64,
-    last_desired: Desired,
     outcome: Outcome,
 }
 
@@ -138,20 +132,16 @@ pub fn replay(
     seed: u64,
 ) -> Outcome {
     let mut r = Replay {
-        regular_start: platform.start(Pool::Regular).sampler(),
-        burst_start: platform.start(Pool::Burst).sampler(),
-        rng: SmallRng::seed_from_u64(seed),
-        fleet: Fleet::new(platform.container_concurrency),
+        scaling: Scaling::new(platform, platform.container_concurrency, seed),
         events: BinaryHeap::new(),
         queue: VecDeque::new(),
         in_flight: 0,
         idle_since: Some(0.0),
         now: 0.0,
         area: 0.0,
-        last_desired: Desired::default(),
         outcome: Outcome::default(),
     };
-    r.start_warm(controller.initial());
+    r.scaling.start_warm(controller.initial(), |_, _| {});
     let mut next = requests.iter().peekable();
     let mut tick: u64 = 1;
     let mut arrivals: u32 = 0;
@@ -198,7 +188,7 @@ impl Replay {
     }
 
     fn view(&self) -> FleetView {
-        let counts = self.fleet.counts();
+        let counts = self.scaling.fleet.counts();
         FleetView {
             ready: counts.ready,
             total: counts.total,
@@ -208,44 +198,23 @@ impl Replay {
         }
     }
 
-    /// The fleet that exists before the replay (static and HPA deployments): ready at time 0.
-    fn start_warm(&mut self, initial: Desired) {
-        for (pool, n) in [(Pool::Regular, initial.regular), (Pool::Burst, initial.burst)] {
-            for _ in 0..n {
-                let (id, generation) = self.fleet.add(pool, 0.0, 0.0);
-                self.fleet.mark_ready(id, generation);
-            }
-        }
-        self.last_desired = initial;
-    }
-
     fn apply(&mut self, desired: Desired) {
-        if desired.total() != self.last_desired.total() {
+        if self.scaling.apply(desired, self.now, &mut self.events, |_, _| {}) {
             self.outcome.scale_events += 1;
-        }
-        self.last_desired = desired;
-        for (pool, wanted) in [(Pool::Burst, desired.burst), (Pool::Regular, desired.regular)] {
-            let new = self.fleet.scale(pool, wanted, self.now);
-            for _ in 0..new {
-                let sampler = if pool == Pool::Regular { &self.regular_start } else { &self.burst_start };
-                let ready_at = self.now + sampler.sample(&mut self.rng).max(0.0);
-                let (id, generation) = self.fleet.add(pool, self.now, ready_at);
-                self.events.push(Event { at: ready_at, kind: EventKind::Ready { id, generation } });
-            }
         }
     }
 
     fn handle(&mut self, kind: EventKind) {
         match kind {
             EventKind::Ready { id, generation } => {
-                if self.fleet.mark_ready(id, generation) {
+                if self.scaling.fleet.mark_ready(id, generation) {
                     self.dispatch();
                 }
             }
             // Only the engine replay schedules steps.
             EventKind::StepEnd { .. } => {}
             EventKind::Done { id } => {
-                self.fleet.release(id, self.now);
+                self.scaling.fleet.release(id, self.now);
                 self.in_flight -= 1;
                 self.dispatch();
                 if self.in_flight == 0 && self.queue.is_empty() {
@@ -261,7 +230,7 @@ impl Replay {
         }
         self.queue.push_back(request);
         self.dispatch();
-        if !self.queue.is_empty() && self.fleet.active() == 0 {
+        if !self.queue.is_empty() && self.scaling.fleet.active() == 0 {
             // The gateway's poke: a request found nothing ready or starting.
             if let Some(desired) = controller.poke(self.now, self.view()) {
                 self.apply(desired);
@@ -272,12 +241,12 @@ impl Replay {
     /// Give queued requests free slots, oldest first.
     fn dispatch(&mut self) {
         while !self.queue.is_empty() {
-            let Some(id) = self.fleet.take_slot() else { return };
+            let Some(id) = self.scaling.fleet.take_slot() else { return };
             let Some(request) = self.queue.pop_front() else { return };
             let waited = self.now - request.arrival;
             self.outcome.requests += 1;
             self.outcome.latencies.record(waited * 1000.0);
-            if self.fleet.replicas[id].ready_at > request.arrival {
+            if self.scaling.fleet.replicas[id].ready_at > request.arrival {
                 self.outcome.cold_starts += 1;
             }
             self.in_flight += 1;
@@ -286,18 +255,18 @@ impl Replay {
     }
 
     fn record_minute(&mut self, tick: u64, concurrency: f64) {
-        record_minute(&mut self.outcome, tick, concurrency, self.fleet.counts().paid);
+        record_minute(&mut self.outcome, tick, concurrency, self.scaling.fleet.counts().paid);
     }
 
     fn finish(mut self) -> Outcome {
         // Requests never served within the overrun limit count with the wait they had.
         while let Some(request) = self.queue.pop_front() {
             self.outcome.requests += 1;
-            self.outcome.cold_starts += u64::from(self.fleet.active() == 0);
+            self.outcome.cold_starts += u64::from(self.scaling.fleet.active() == 0);
             self.outcome.latencies.record((self.now - request.arrival) * 1000.0);
         }
-        self.fleet.close(self.now);
-        let Usage { regular_seconds, burst_seconds } = self.fleet.usage;
+        self.scaling.fleet.close(self.now);
+        let Usage { regular_seconds, burst_seconds } = self.scaling.fleet.usage;
         self.outcome.regular_seconds = regular_seconds;
         self.outcome.burst_seconds = burst_seconds;
         self.outcome
