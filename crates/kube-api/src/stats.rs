@@ -51,14 +51,29 @@ pub struct RevisionStats {
     /// Replicas control ordered drained (see [`StatsReply`]) that have nothing in flight here any more.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drained: Vec<SocketAddr>,
+    /// Revisions with a scraped engine: this gateway's estimate of the tokens its requests in flight or
+    /// waiting hold (`scaling.metric: tokens`): its concurrency times the mean prompt + completion tokens of
+    /// its recent responses. Gateways' estimates add up. Absent (0) for other revisions.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tokens: f64,
 }
 
 /// One replica of a revision as one gateway sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointStats {
     pub address: SocketAddr,
     #[serde(rename = "inFlight")]
     pub in_flight: u32,
+    /// A ready replica of a revision with a scraped engine: its KV-cache use (0 to 1) at this gateway's
+    /// last scrape that answered (`scaling.metric: kv-cache`). Every gateway scrapes every replica, so
+    /// control takes one value per address, not a sum. Absent before the first answer and for replicas
+    /// that are draining.
+    #[serde(rename = "kvCacheUse", default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache_use: Option<f64>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// Control's answer to `POST /v1/stats`: the replicas every gateway must stop sending new requests to,
@@ -122,6 +137,11 @@ mod tests {
         let report: StatsReport = serde_json::from_str(with_endpoints).expect("a report with endpoints");
         assert_eq!(report.revisions[0].endpoints[0].in_flight, 2);
         assert_eq!(serde_json::to_string(&report).expect("json"), with_endpoints);
+        let with_engine = r#"{"gateway":"gw-0","revisions":[{"namespace":"ml","name":"llm","concurrency":2.0,"requests":1,"endpoints":[{"address":"10.0.0.7:8000","inFlight":2,"kvCacheUse":0.25}],"tokens":1800.0}]}"#;
+        let report: StatsReport = serde_json::from_str(with_engine).expect("a report with engine signals");
+        assert_eq!(report.revisions[0].tokens, 1800.0);
+        assert_eq!(report.revisions[0].endpoints[0].kv_cache_use, Some(0.25));
+        assert_eq!(serde_json::to_string(&report).expect("json"), with_engine);
         let poke: PokeRequest = serde_json::from_str(r#"{"namespace":"ml","name":"bert"}"#).expect("a poke");
         assert_eq!(poke.key().to_string(), "ml/bert");
     }

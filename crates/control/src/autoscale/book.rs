@@ -4,11 +4,15 @@
 //! not yet taken (a flow, so a report that arrives twice between ticks is not lost and one that is late
 //! is not counted twice). A gateway that stops reporting stops counting after `STALE`. For scale-in the
 //! book also keeps what each gateway last said about the revision's replicas: requests in flight per
-//! address (to pick the pods to go) and the addresses it has drained (to know when they may go).
+//! address (to pick the pods to go) and the addresses it has drained (to know when they may go). For
+//! `tokens` and `kv-cache` revisions it gives the engine signal: the gateways' token estimates summed (each
+//! covers its own requests), and the KV-cache use of each replica once, however many gateways scrape it,
+//! summed over the replicas.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
+use swell_api::Metric;
 use swell_autoscaler::Sample;
 use swell_kube_api::stats::{EndpointStats, RevisionKey, StatsReport};
 
@@ -22,6 +26,7 @@ struct Entry {
     at: Duration,
     endpoints: Vec<EndpointStats>,
     drained: Vec<SocketAddr>,
+    tokens: f64,
 }
 
 /// One gateway's latest word on a revision's replicas.
@@ -61,6 +66,7 @@ impl StatsBook {
             entry.at = now;
             entry.endpoints.clone_from(&stats.endpoints);
             entry.drained.clone_from(&stats.drained);
+            entry.tokens = finite(stats.tokens);
         }
     }
 
@@ -80,6 +86,34 @@ impl StatsBook {
             }
         }
         sample
+    }
+
+    /// The engine signal of a `tokens` or `kv-cache` revision, from the gateways that reported lately:
+    /// tokens in flight (their estimates summed), or KV-cache use summed over the replicas, each replica
+    /// counted once at the highest use any gateway saw (gateways scrape at different moments; the fuller
+    /// reading is the safer one to scale on). 0 for the request metrics.
+    pub fn engine_signal(&self, key: &RevisionKey, now: Duration, metric: Metric) -> f64 {
+        match metric {
+            Metric::Tokens => self.fresh(key, now).map(|e| e.tokens).sum(),
+            Metric::KvCache => {
+                let mut by_replica: HashMap<SocketAddr, f64> = HashMap::new();
+                let endpoints = self.fresh(key, now).flat_map(|e| &e.endpoints);
+                for (address, kv) in endpoints.filter_map(|e| Some((e.address, finite(e.kv_cache_use?)))) {
+                    let seen = by_replica.entry(address).or_default();
+                    *seen = seen.max(kv.min(1.0));
+                }
+                by_replica.values().sum()
+            }
+            Metric::Concurrency | Metric::Rps => 0.0,
+        }
+    }
+
+    fn fresh(&self, key: &RevisionKey, now: Duration) -> impl Iterator<Item = &Entry> {
+        self.by_revision
+            .get(key)
+            .into_iter()
+            .flat_map(|g| g.values())
+            .filter(move |e| now.saturating_sub(e.at) <= STALE)
     }
 
     /// The gateways that reported on the revision within `STALE` of `now`.
@@ -135,6 +169,7 @@ mod tests {
                     requests,
                     endpoints: Vec::new(),
                     drained: Vec::new(),
+                    tokens: 0.0,
                 })
                 .collect(),
         }
@@ -208,8 +243,10 @@ mod tests {
             ("10.0.0.1:80".parse().expect("addr"), "10.0.0.2:80".parse().expect("addr"));
         let with = |gateway: &str, endpoints: &[(SocketAddr, u32)], drained: &[SocketAddr]| {
             let mut r = report(gateway, &[("bert", 1.0, 1)]);
-            r.revisions[0].endpoints =
-                endpoints.iter().map(|&(address, in_flight)| EndpointStats { address, in_flight }).collect();
+            r.revisions[0].endpoints = endpoints
+                .iter()
+                .map(|&(address, in_flight)| EndpointStats { address, in_flight, kv_cache_use: None })
+                .collect();
             r.revisions[0].drained = drained.to_vec();
             r
         };
@@ -223,5 +260,33 @@ mod tests {
         assert_eq!(views.len(), 2);
         assert!(views[0].knows(y) && views[0].has_drained(y) && !views[1].knows(y));
         assert!(book.gateways(&RevisionKey::new("ml", "gpt"), secs(5)).is_empty());
+    }
+
+    #[test]
+    fn engine_signals_sum_token_estimates_and_count_each_replica_kv_once() {
+        let key = RevisionKey::new("ml", "bert");
+        let (x, y, z): (SocketAddr, SocketAddr, SocketAddr) = (
+            "10.0.0.1:80".parse().expect("addr"),
+            "10.0.0.2:80".parse().expect("addr"),
+            "10.0.0.3:80".parse().expect("addr"),
+        );
+        let with = |gateway: &str, tokens: f64, kv: &[(SocketAddr, Option<f64>)]| {
+            let mut r = report(gateway, &[("bert", 1.0, 1)]);
+            r.revisions[0].tokens = tokens;
+            r.revisions[0].endpoints = kv
+                .iter()
+                .map(|&(address, kv_cache_use)| EndpointStats { address, in_flight: 0, kv_cache_use })
+                .collect();
+            r
+        };
+        let mut book = StatsBook::default();
+        book.add(&with("old", 5000.0, &[(z, Some(0.9))]), secs(1));
+        book.add(&with("a", 1200.0, &[(x, Some(0.5)), (y, Some(0.25))]), secs(4));
+        // Gateway b scraped x later and saw it fuller; y has not answered it yet; z is draining here.
+        book.add(&with("b", 800.0, &[(x, Some(0.75)), (y, None), (z, None)]), secs(5));
+        assert_eq!(book.engine_signal(&key, secs(5), Metric::Tokens), 2000.0, "a + b; old is stale");
+        assert_eq!(book.engine_signal(&key, secs(5), Metric::KvCache), 0.75 + 0.25, "x once at its highest, y once");
+        assert_eq!(book.engine_signal(&key, secs(5), Metric::Concurrency), 0.0);
+        assert_eq!(book.engine_signal(&RevisionKey::new("ml", "gpt"), secs(5), Metric::KvCache), 0.0);
     }
 }

@@ -171,6 +171,7 @@ mod tests {
                 requests: 4,
                 endpoints: Vec::new(),
                 drained: Vec::new(),
+                tokens: 0.0,
             }],
         };
         let cases: Vec<Case> = vec![

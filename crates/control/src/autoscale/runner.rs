@@ -22,7 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use swell_api::revision::PlacementSpec;
-use swell_api::settings::{AutoscalerSettings, RevisionSettings};
+use swell_api::settings::AutoscalerSettings;
 use swell_autoscaler::Scaler;
 use swell_kube_api::crd::Revision;
 use swell_kube_api::stats::RevisionKey;
@@ -143,16 +143,13 @@ impl Autoscaler {
             // The controller reports this on the Revision's status; nothing to scale meanwhile.
             Err(_) => return Some(observed),
         };
-        let is_new = !self.tracked.contains_key(&key);
-        let Some(settings) = request_metric_fallback(settings, &global, &rev.spec, &key, is_new) else {
-            return Some(observed);
-        };
         let tracked = self.tracked.entry(key.clone()).or_insert_with(|| Tracked {
             scaler: Scaler::new(&settings, now, observed.ready),
             burst_pool: burst_pool(rev),
         });
         tracked.burst_pool = burst_pool(rev);
-        let sample = self.book.take(&key, now);
+        let mut sample = self.book.take(&key, now);
+        sample.signal = self.book.engine_signal(&key, now, settings.metric);
         let step = tracked.scaler.step(now, sample, observed.ready, observed.split.total(), &settings);
         let label = key.to_string();
         if let Some(desired) = step.decision.desired {
@@ -238,56 +235,4 @@ fn key(rev: &Revision) -> Option<RevisionKey> {
 /// The pool label for a revision's burst replicas: its pool's name, `burst` when none is named.
 fn burst_pool(rev: &Revision) -> String {
     rev.spec.placement.as_ref().and_then(|p| p.burst_pool.clone()).unwrap_or_else(|| "burst".to_owned())
-}
-
-/// Gateways do not report the engine signals (`tokens`, `kv-cache`) to control yet (docs/architecture.md,
-/// "Inference load signals"): a revision asking for one is scaled on concurrency with its other overrides,
-/// rather than on a signal that would always read 0 and scale it to zero under load. Warned once per
-/// revision (`first`). `None` only if the fallback itself is refused, which the revision's own settings
-/// already passed.
-fn request_metric_fallback(
-    settings: RevisionSettings,
-    global: &AutoscalerSettings,
-    spec: &swell_api::RevisionSpec,
-    key: &RevisionKey,
-    first: bool,
-) -> Option<RevisionSettings> {
-    if !settings.metric.needs_engine() {
-        return Some(settings);
-    }
-    if first {
-        tracing::warn!(
-            revision = %key,
-            metric = ?settings.metric,
-            "scaling.metric needs engine signals, which gateways do not report to control yet; scaling on concurrency"
-        );
-    }
-    let scaling = swell_api::ScalingSpec { metric: None, target: None, ..spec.scaling.clone() };
-    global.for_scaling(&scaling, spec.container_concurrency).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn engine_metrics_fall_back_to_concurrency_keeping_the_other_overrides() {
-        let spec: swell_api::RevisionSpec = serde_json::from_value(serde_json::json!({
-            "template": {}, "engine": {"kind": "vllm"},
-            "scaling": {"metric": "kv-cache", "target": 0.6, "maxScale": 7, "creditStartingReplicas": false}
-        }))
-        .expect("a spec");
-        let global = AutoscalerSettings::default();
-        let asked = global.for_revision(&spec).expect("kv-cache settings");
-        let key = RevisionKey { namespace: "ns".to_owned(), name: "llm".to_owned() };
-        let used = request_metric_fallback(asked, &global, &spec, &key, true).expect("a fallback");
-        assert_eq!((used.metric, used.target), (swell_api::Metric::Concurrency, 70.0), "Knative's default target");
-        assert_eq!((used.max_scale, used.credit_starting), (7, false), "other overrides kept");
-        let plain = swell_api::RevisionSpec {
-            scaling: swell_api::ScalingSpec { metric: None, target: None, ..spec.scaling.clone() },
-            ..spec
-        };
-        let unchanged = global.for_revision(&plain).expect("concurrency settings");
-        assert_eq!(request_metric_fallback(unchanged.clone(), &global, &plain, &key, true), Some(unchanged));
-    }
 }

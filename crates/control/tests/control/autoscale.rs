@@ -11,7 +11,7 @@ use swell_api::settings::AutoscalerSettings;
 use swell_control::autoscale::{Autoscaler, Inbound};
 use swell_control::metrics::ControlMetrics;
 use swell_kube_api::crd::Revision;
-use swell_kube_api::stats::RevisionKey;
+use swell_kube_api::stats::{EndpointStats, RevisionKey, RevisionStats};
 use tokio::sync::watch;
 
 fn settings() -> watch::Receiver<Arc<AutoscalerSettings>> {
@@ -69,6 +69,35 @@ async fn summed_gateway_load_scales_out_only_on_the_leader() {
     autoscaler.receive(report("gw-a", 8.0), secs(2), true).await;
     autoscaler.receive(report("gw-b", 6.0), secs(2), true).await;
     autoscaler.tick(secs(2), true).await;
+    finish(script).await;
+}
+
+#[tokio::test]
+async fn kv_cache_revisions_scale_on_each_replicas_kv_use_counted_once() {
+    let (client, mut server) = api_server::pair();
+    let script = tokio::spawn(async move {
+        // Two replicas at 0.9 and 0.8, each seen by both gateways: 1.7 against 0.5 is ceil(3.4) = 4. Summed
+        // per gateway (3.4) it would be 7; on the low concurrency reported it would be 1.
+        let seen = server.expect("PATCH", SCALE_URI, scale_reply(4)).await;
+        assert_eq!(seen.body, json!({"spec": {"replicas": 4}}));
+    });
+    let rev = support::revision(
+        "bert",
+        json!({"engine": {"kind": "vllm"}, "scaling": {"metric": "kv-cache", "target": 0.5, "maxScale": 10}}),
+    );
+    let (revisions, deployments) = stores(vec![rev], vec![deployment("bert", 2, 2)]);
+    let mut autoscaler = Autoscaler::new(client, revisions, deployments, settings(), ControlMetrics::new());
+    let replica = |host: u8, kv: f64| EndpointStats {
+        address: std::net::SocketAddr::from(([10, 0, 0, host], 8000)),
+        in_flight: 1,
+        kv_cache_use: Some(kv),
+    };
+    let report = |gateway: &str, kv: [f64; 2]| {
+        report(gateway, RevisionStats { endpoints: vec![replica(1, kv[0]), replica(2, kv[1])], ..bert_stats(1.0, 1) })
+    };
+    autoscaler.receive(report("gw-a", [0.9, 0.7]), secs(1), true).await;
+    autoscaler.receive(report("gw-b", [0.85, 0.8]), secs(1), true).await;
+    autoscaler.tick(secs(1), true).await;
     finish(script).await;
 }
 

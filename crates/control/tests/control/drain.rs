@@ -47,7 +47,10 @@ fn report(gateway: &str, concurrency: f64, in_flight: &[(u8, u32)], drained: &[u
     fixtures::report(
         gateway,
         RevisionStats {
-            endpoints: in_flight.iter().map(|&(h, n)| EndpointStats { address: addr(h), in_flight: n }).collect(),
+            endpoints: in_flight
+                .iter()
+                .map(|&(h, n)| EndpointStats { address: addr(h), in_flight: n, kv_cache_use: None })
+                .collect(),
             drained: drained.iter().map(|&h| addr(h)).collect(),
             ..bert_stats(concurrency, 1)
         },

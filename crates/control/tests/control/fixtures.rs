@@ -41,6 +41,7 @@ pub fn bert_stats(concurrency: f64, requests: u64) -> RevisionStats {
         requests,
         endpoints: Vec::new(),
         drained: Vec::new(),
+        tokens: 0.0,
     }
 }
 

@@ -4,7 +4,7 @@
 //! only for a while. With a token, every report and poke carries it as `Authorization: Bearer`; without
 //! one, none does.
 
-use crate::harness::{Cluster, Listed, TestServer, slice};
+use crate::harness::{Cluster, Listed, TestServer, eventually, slice};
 use crate::support::revision;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -52,7 +52,7 @@ async fn next_report(control: &mut TestServer) -> RevisionStats {
 
 /// Both replicas of `bert`, by address, one request in flight on `busy`.
 fn load(busy: SocketAddr) -> Vec<EndpointStats> {
-    let replica = |a| EndpointStats { address: addr(a), in_flight: u32::from(addr(a) == busy) };
+    let replica = |a| EndpointStats { address: addr(a), in_flight: u32::from(addr(a) == busy), kv_cache_use: None };
     vec![replica("10.0.0.1:8501"), replica("10.0.0.2:8501")]
 }
 
@@ -166,4 +166,57 @@ async fn a_refused_token_is_no_answer() {
     let client = ControlClient::new("unused:1").with_token(Some(ControlToken::new("stale").expect("a token")));
     let report = StatsReport { gateway: "gw-0".into(), revisions: Vec::new() };
     assert!(client.stats_at(&[control.addr], &report).await.is_none());
+}
+
+/// A vLLM replica's metrics: 3 waiting, 2 running, KV cache 40 % used.
+const VLLM_METRICS: &str = "# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting 3\n\
+    # TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 2\n\
+    # TYPE vllm:kv_cache_usage_perc gauge\nvllm:kv_cache_usage_perc 0.4\n";
+
+#[tokio::test]
+async fn an_engine_revision_reports_each_ready_replicas_kv_cache_and_its_token_estimate() {
+    // One vLLM replica on loopback, scraped by the gateway's own scraper.
+    let engine = TestServer::start(200, VLLM_METRICS).await;
+    let mut cluster = Cluster::new();
+    let (host, port) = (engine.addr.ip().to_string(), engine.addr.port());
+    cluster
+        .apply_revision(revision("bert", json!({"engine": {"kind": "vllm", "scrapeInterval": "10ms"}})))
+        .apply_slice(slice("bert", port, &[(host.as_str(), Listed::Ready)]))
+        .step();
+    let served = cluster.revision("bert");
+    let endpoint = served.handle.throttler.ready_endpoints()[0].clone();
+    eventually("the replica's engine is scraped", || endpoint.engine() != swell_activator::EngineReport::Unknown).await;
+    // Two responses reported usage: 1,000 tokens each on average.
+    let metrics = &served.handle.metrics;
+    metrics.prompt_tokens.inc_by(1500);
+    metrics.completion_tokens.inc_by(500);
+    metrics.metered_responses.inc_by(2);
+    // Two requests in flight for the whole second the report covers.
+    let held: Vec<_> = (0..2)
+        .map(|_| match served.handle.throttler.admit(Instant::now(), 0) {
+            Ok(Admission::Granted(lease)) => lease,
+            other => panic!("unlimited concurrency admits, got {other:?}"),
+        })
+        .collect();
+    let mut control = TestServer::start(200, "").await;
+    let mut reporter =
+        Reporter::new(ControlClient::new(control.addr.to_string()), cluster.served.clone(), "gw-0".into());
+    reporter.round().await;
+    let report = next_report(&mut control).await;
+    assert_eq!(report.endpoints.len(), 1);
+    assert_eq!(report.endpoints[0].address, engine.addr);
+    assert_eq!(report.endpoints[0].kv_cache_use, Some(0.4), "the last scrape's KV use");
+    // The estimate is the time-weighted concurrency of the second times 1,000 tokens per request; the
+    // requests were admitted within the second, so it is above 0 and at most 2 × 1,000.
+    assert!(report.tokens > 0.0 && report.tokens <= 2000.0 + 1e-6, "tokens {}", report.tokens);
+    assert!((report.tokens - 1000.0 * report.concurrency).abs() < 1e-6, "{} vs {}", report.tokens, report.concurrency);
+    drop(held);
+
+    // A revision without an engine reports neither.
+    let (plain, _lease) = cluster_with_a_busy_replica();
+    let mut reporter = Reporter::new(ControlClient::new(control.addr.to_string()), plain.served.clone(), "gw-0".into());
+    reporter.round().await;
+    let report = next_report(&mut control).await;
+    assert_eq!(report.tokens, 0.0);
+    assert!(report.endpoints.iter().all(|e| e.kv_cache_use.is_none()));
 }

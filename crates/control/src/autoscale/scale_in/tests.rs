@@ -14,7 +14,7 @@ fn secs(s: u64) -> Duration {
 }
 
 fn endpoints(addresses: &[&str]) -> Vec<EndpointStats> {
-    addresses.iter().map(|a| EndpointStats { address: addr(a), in_flight: 0 }).collect()
+    addresses.iter().map(|a| EndpointStats { address: addr(a), in_flight: 0, kv_cache_use: None }).collect()
 }
 
 fn view<'a>(at: u64, endpoints: &'a [EndpointStats], drained: &'a [SocketAddr]) -> GatewayView<'a> {
