@@ -9,6 +9,7 @@
 
 mod metrics;
 mod openai;
+mod request;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
