@@ -31,11 +31,25 @@ pub(crate) struct Balancer {
     cursor: usize,
     policy: Option<LoadBalancing>,
     engine: EnginePicker,
+    /// Replicas the platform has asked for that are not ready yet (the `engine` policy holds requests for
+    /// them while every ready replica is saturated).
+    starting: u32,
 }
 
 impl Balancer {
     pub(crate) fn policy(&self) -> Option<LoadBalancing> {
         self.policy
+    }
+
+    /// Record the replicas starting; true if the count changed.
+    pub(crate) fn set_starting(&mut self, starting: u32) -> bool {
+        std::mem::replace(&mut self.starting, starting) != starting
+    }
+
+    /// True when [`Self::pick`] may hold a request back although a replica has room: `engine` with
+    /// replicas starting.
+    pub(crate) fn may_hold(&self) -> bool {
+        self.policy == Some(LoadBalancing::Engine) && self.starting > 0
     }
 
     /// Switch policy; leaving `engine` frees its prefix index.
@@ -52,7 +66,8 @@ impl Balancer {
     }
 
     /// A replica with a free slot under `container_concurrency` (0 = unlimited), or None. `key` is the
-    /// request's prompt prefix, used by the `engine` policy only.
+    /// request's prompt prefix, used by the `engine` policy only, which also answers None while every
+    /// ready replica is saturated and replicas are starting ([`Self::may_hold`]).
     pub(crate) fn pick<'a>(
         &mut self,
         endpoints: &'a [Arc<Endpoint>],
@@ -65,7 +80,8 @@ impl Balancer {
             Some(LoadBalancing::RoundRobin) => self.round_robin(endpoints, container_concurrency),
             Some(LoadBalancing::Random) => random(endpoints, container_concurrency),
             Some(LoadBalancing::Engine) => {
-                let i = self.engine.pick(endpoints, container_concurrency, &mut self.cursor, key)?;
+                let hold = self.starting > 0;
+                let i = self.engine.pick(endpoints, container_concurrency, &mut self.cursor, key, hold)?;
                 Some(&endpoints[i])
             }
         }

@@ -124,6 +124,25 @@ impl Throttler {
         self.lock().balancer.set_policy(policy);
     }
 
+    /// Replicas the platform has asked for that are not ready yet. Under `engine` balancing, while every
+    /// ready replica is saturated and some are starting, requests wait here for them instead of joining a
+    /// saturated engine's queue (see the balancer); a count that drops to 0 releases them.
+    pub fn set_starting(self: &Arc<Self>, starting: u32) {
+        let mut state = self.lock();
+        if state.balancer.set_starting(starting) {
+            self.dispatch(&mut state);
+        }
+    }
+
+    /// The engines' reports changed (the scraper finished a round): a replica no longer saturated may take
+    /// requests held for starting replicas. Cheap when nothing is held.
+    pub fn engine_reports_changed(self: &Arc<Self>) {
+        let mut state = self.lock();
+        if !state.waiters.is_empty() && state.balancer.may_hold() {
+            self.dispatch(&mut state);
+        }
+    }
+
     /// The policy set by [`Throttler::set_load_balancing`].
     pub fn load_balancing(&self) -> Option<LoadBalancing> {
         self.lock().balancer.policy()
@@ -287,7 +306,11 @@ impl Throttler {
             state.meter.leave(Instant::now());
         }
         let still_ready = state.endpoints.iter().any(|e| Arc::ptr_eq(e, &endpoint));
-        if still_ready && !state.waiters.is_empty() {
+        if still_ready && !state.waiters.is_empty() && state.balancer.may_hold() {
+            // Held requests go where the balancer says, which may still be nowhere.
+            endpoint.end();
+            self.dispatch(state);
+        } else if still_ready && !state.waiters.is_empty() {
             // The slot passes straight to the oldest waiter; the replica's count stays as it is.
             if let Some(lease) = Self::hand_off(state, Lease::new(self, endpoint, false)) {
                 lease.disarm().end();

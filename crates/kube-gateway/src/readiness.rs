@@ -143,6 +143,9 @@ impl Readiness {
     fn update<T>(&self, change: impl FnOnce(&mut Replicas) -> T) -> T {
         let mut state = self.lock();
         let out = change(&mut state.replicas);
+        // Starting replicas not yet seen answering: capacity on its way, which `engine` balancing holds
+        // requests for while the ready replicas are saturated.
+        self.throttler.set_starting(u32::try_from(state.replicas.to_probe().len()).unwrap_or(u32::MAX));
         let ready = state.replicas.ready();
         if ready != state.ready {
             self.throttler.set_endpoints(&ready);

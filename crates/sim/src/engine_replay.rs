@@ -5,8 +5,10 @@
 //! at every whole second with the second's load, requests in the engines plus requests queued at the
 //! activator, exactly as in the request model ([`crate::replay`]).
 //!
-//! A request goes at once to the least loaded ready replica (fewest requests in its engine, the lowest id
-//! on a tie), where the engine's own FCFS queue, token budget and KV cache decide when it runs. With
+//! A request goes at once to a ready replica, picked by the policy's gateway ([`crate::engine_routing`]:
+//! the least loaded, fewest requests in its engine and the lowest id on a tie; or for `swell`, Swell's
+//! `engine` policy with prefix affinity), where the engine's own FCFS queue, token budget and KV cache
+//! decide when it runs. With
 //! `containerConcurrency` above 0 a replica takes at most that many and the rest wait at the activator;
 //! with none ready, requests wait there too. Added latency is the wait at the activator (0 when a ready
 //! replica takes the request on arrival); time to first token and to the last are measured from arrival. A
@@ -23,6 +25,7 @@ use std::time::Duration;
 use swell_autoscaler::token_mean::TokenMean;
 use swell_engine::{Engine, EngineConfig, Event as EngineEvent, Step};
 
+use crate::engine_routing::{Candidate, PrefixAffinity, Routing};
 use crate::fleet::Usage;
 use crate::platform::Platform;
 use crate::policy::{Controller, Desired, FleetView, SecondLoad};
@@ -132,6 +135,8 @@ struct EngineReplay<'a> {
     finished_tokens: u64,
     finished_requests: u64,
     token_mean: TokenMean,
+    routing: Routing,
+    affinity: PrefixAffinity,
 }
 
 /// Replay LLM `requests` (sorted by arrival) for `duration` seconds under `controller`, every replica an
@@ -161,6 +166,8 @@ pub fn replay_engine(
         finished_tokens: 0,
         finished_requests: 0,
         token_mean: TokenMean::default(),
+        routing: controller.routing(),
+        affinity: PrefixAffinity::default(),
     };
     let (slots, config) = (&mut r.slots, r.config);
     r.scaling.start_warm(controller.initial(), |id, generation| new_slot(slots, config, id, generation));
@@ -271,44 +278,48 @@ impl EngineReplay<'_> {
         }
     }
 
-    /// The least loaded ready replica with room, lowest id first.
-    fn pick(&self) -> Option<usize> {
-        let mut best: Option<(u32, usize)> = None;
-        for (id, r) in self.scaling.fleet.replicas.iter().enumerate() {
-            if !r.live || !r.ready || r.leaving || (self.cap > 0 && r.busy >= self.cap) {
-                continue;
-            }
-            if self.slots.get(id).is_none_or(Option::is_none) {
-                continue;
-            }
-            if best.is_none_or(|(busy, _)| r.busy < busy) {
-                best = Some((r.busy, id));
+    /// The replica for a request with prompt block `hashes`: by the policy's routing, among the ready
+    /// replicas with room.
+    fn pick(&self, hashes: &[u64]) -> Option<usize> {
+        let candidates = self.scaling.fleet.replicas.iter().enumerate().filter_map(|(id, r)| {
+            let slot = self.slots.get(id)?.as_ref()?;
+            let room = self.cap == 0 || r.busy < self.cap;
+            (r.live && r.ready && !r.leaving && room).then(|| Candidate {
+                id,
+                generation: r.generation,
+                requests: r.busy,
+                waiting: slot.engine.waiting(),
+                kv_cache_use: slot.engine.kv_cache_usage(),
+            })
+        });
+        match self.routing {
+            // The fewest requests in its engine, the lowest id on a tie.
+            Routing::LeastLoaded => candidates.min_by_key(|c| (c.requests, c.id)).map(|c| c.id),
+            Routing::Engine => {
+                let candidates: Vec<Candidate> = candidates.collect();
+                self.affinity.choose(hashes, &candidates, self.scaling.fleet.starting() > 0)
             }
         }
-        best.map(|(_, id)| id)
     }
 
     /// Hand queued requests to replicas, oldest first.
     fn dispatch(&mut self) {
         while let Some(&index) = self.queue.front() {
-            let Some(id) = self.pick() else { return };
-            self.queue.pop_front();
             let request = &self.requests[index];
+            let (prompt_tokens, max_tokens) = fitted_tokens(request, self.config);
+            let mut block_hashes = prompt_hashes(request, self.config.block_size);
+            block_hashes.truncate((prompt_tokens / self.config.block_size.max(1)) as usize);
+            let Some(id) = self.pick(&block_hashes) else { return };
+            self.queue.pop_front();
+            if self.routing == Routing::Engine {
+                self.affinity.record(&block_hashes, id, self.scaling.fleet.replicas[id].generation);
+            }
             self.outcome.requests += 1;
             self.outcome.latencies.record((self.now - request.arrival) * 1000.0);
             if self.scaling.fleet.replicas[id].ready_at > request.arrival {
                 self.outcome.cold_starts += 1;
             }
-            let (prompt_tokens, max_tokens) = fitted_tokens(request, self.config);
-            let submitted = swell_engine::Request {
-                id: index as u64,
-                prompt_tokens,
-                block_hashes: prompt_hashes(request, self.config.block_size)
-                    .into_iter()
-                    .take((prompt_tokens / self.config.block_size.max(1)) as usize)
-                    .collect(),
-                max_tokens,
-            };
+            let submitted = swell_engine::Request { id: index as u64, prompt_tokens, block_hashes, max_tokens };
             let now = duration(self.now);
             let Some(slot) = self.slots[id].as_mut() else { continue };
             // Ids are unique and tokens fitted, so the engine takes every request; one it refused would
@@ -368,7 +379,10 @@ impl EngineReplay<'_> {
             // Drained and gone: its engine (and cache) goes with it.
             self.slots[id] = None;
         }
-        if finished > 0 {
+        // Swell's gateway looks again at every scrape; the replay at every step's end, when an engine's queue
+        // may have shrunk below the hold's limit.
+        let held = self.routing == Routing::Engine && !self.queue.is_empty();
+        if finished > 0 || held {
             self.dispatch();
             if self.in_flight == 0 && self.queue.is_empty() {
                 self.idle_since = Some(self.now);

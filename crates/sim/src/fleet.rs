@@ -80,6 +80,11 @@ impl Fleet {
         c
     }
 
+    /// Replicas asked for and not ready yet (not leaving).
+    pub fn starting(&self) -> u32 {
+        self.replicas.iter().filter(|r| r.live && !r.leaving && !r.ready).count() as u32
+    }
+
     /// Replicas ready or starting, not leaving.
     pub fn active(&self) -> u32 {
         self.active

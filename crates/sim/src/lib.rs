@@ -9,6 +9,7 @@
 
 mod chart;
 mod engine_replay;
+pub mod engine_routing;
 mod fleet;
 mod latency;
 mod platform;

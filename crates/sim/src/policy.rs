@@ -18,6 +18,7 @@ pub use kpa::KnativeKpa;
 pub use static_peak::StaticPeak;
 pub use swell::{SwellPolicy, SwellSettings};
 
+use crate::engine_routing::Routing;
 use swell_api::settings::{AutoscalerSettings, RevisionSettings};
 use swell_api::{Metric, ScalingSpec};
 
@@ -98,6 +99,11 @@ pub trait Controller {
 
     /// A request arrived at `now` after the revision had been idle for `gap` seconds.
     fn idle_ended(&mut self, _now: f64, _gap: f64) {}
+
+    /// How the policy's gateway picks an engine replica (the engine replay asks once).
+    fn routing(&self) -> Routing {
+        Routing::LeastLoaded
+    }
 }
 
 /// The policies `--policies` can name.

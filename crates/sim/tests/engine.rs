@@ -170,3 +170,42 @@ fn engine_metrics_need_engine_replicas() {
     };
     assert!(error.to_string().contains("scaling.target") && error.to_string().contains("0.01 to 1"), "{error}");
 }
+
+fn swell_routing(routing: swell_sim::engine_routing::Routing) -> PolicyKind {
+    PolicyKind::Swell(swell_sim::SwellSettings { routing, ..Default::default() })
+}
+
+#[test]
+fn swells_engine_routing_keeps_prefix_families_on_their_replicas() {
+    // 4 requests a second for 100 s in 80 prefix families visited in a scattered order, each prompt 8,192
+    // tokens of its family's ids: with capacity 2 the fleet grows to several replicas. All families (655k
+    // tokens) do not fit one replica's 450k-token cache, a replica's share of them does. The engine policy
+    // sends a family where its prefix is cached, so most requests prefill one block; least-loaded spreads
+    // each family over the replicas, whose caches then hold less of each.
+    let requests: Vec<LlmRequest> = (0..400u32)
+        .map(|i| {
+            let family = u64::from(i * 37 % 80);
+            request(f64::from(i) * 0.25, 8192, 4, (0..16).map(|c| 1000 * (family + 1) + c).collect())
+        })
+        .collect();
+    let trace = trace(requests, 130.0);
+    use swell_sim::engine_routing::Routing::{Engine, LeastLoaded};
+    let ttft = |routing| {
+        let report = run_policy(&trace, platform(1.0, 2), swell_routing(routing)).expect("runs");
+        assert_eq!(report.policies[0].requests, 400);
+        report.policies[0].p50_ttft_ms.expect("TTFT")
+    };
+    let (engine, least) = (ttft(Engine), ttft(LeastLoaded));
+    assert!(engine * 3.0 < least, "p50 TTFT: engine {engine} ms, least-loaded {least} ms");
+}
+
+#[test]
+fn engine_routing_uses_the_gateways_thresholds() {
+    use swell_sim::engine_routing as sim;
+    assert_eq!(sim::QUEUE_LIMIT, swell_activator::QUEUE_LIMIT);
+    assert_eq!(sim::KV_LIMIT, swell_activator::KV_LIMIT);
+    assert_eq!(sim::KV_WEIGHT, swell_activator::KV_WEIGHT);
+    assert_eq!(sim::HIT_SLACK, swell_activator::HIT_SLACK);
+    assert_eq!(sim::NEW_SLACK, swell_activator::NEW_SLACK);
+    assert_eq!(sim::MAX_CHUNKS, swell_activator::MAX_CHUNKS);
+}

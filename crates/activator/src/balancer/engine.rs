@@ -25,6 +25,17 @@
 //! 5. **Otherwise** (no key, or the affine replica is too busy) the least loaded healthy replica, ties
 //!    broken by rotation.
 //!
+//! **Held for capacity on its way.** While the platform has replicas starting, a request that finds every
+//! ready replica with a slot saturated gets none: it waits in the throttler's queue instead of joining a
+//! saturated engine's queue, where it would stay even after the new replicas are up (an engine does not
+//! hand queued requests back). It goes out when a replica turns ready, a scrape shows one unsaturated, or
+//! nothing is starting any more. For this rule a replica also counts as saturated when this gateway has
+//! more than [`QUEUE_LIMIT`] requests on it beyond what its engine last reported running: that covers a
+//! replica not scraped yet (a new one would otherwise take the whole queue before its first scrape) and
+//! requests sent since the last scrape. A stale replica never causes a hold. Autoscaling's crediting of
+//! starting replicas (`credit-starting-replicas`) counts on exactly this: the requests it credits wait for
+//! the starting replicas instead of queueing inside the ready ones.
+//!
 //! After each pick with a key, every chunk hash of the key is recorded as served by the chosen replica,
 //! so the family follows it. Replicas are named in the index by a member id that a replica gets when it
 //! joins the ready set and loses when it leaves, so entries of a replica that left can never resolve,
@@ -61,6 +72,17 @@ fn saturated(s: &EngineSignals) -> bool {
 fn load(in_flight: u32, s: &EngineSignals) -> f64 {
     let on_replica = in_flight.max(s.running.saturating_add(s.waiting));
     f64::from(on_replica) + f64::from(s.waiting) + KV_WEIGHT * s.kv_cache_use
+}
+
+/// Saturated for the hold rule (module doc): by its last fresh report, or by what this gateway has sent
+/// beyond the requests the engine reported running.
+fn full_for_hold(endpoint: &Endpoint) -> bool {
+    let beyond_running = |running: u32| endpoint.in_flight().saturating_sub(running) > QUEUE_LIMIT;
+    match endpoint.engine() {
+        EngineReport::Fresh(s) => saturated(&s) || beyond_running(s.running),
+        EngineReport::Unknown => beyond_running(0),
+        EngineReport::Stale(_) => false,
+    }
 }
 
 fn assess(endpoint: &Endpoint) -> (Health, f64) {
@@ -139,13 +161,15 @@ impl EnginePicker {
         self.index.len()
     }
 
-    /// The index into `endpoints` of the replica for the next request (see the module doc).
+    /// The index into `endpoints` of the replica for the next request (see the module doc); with
+    /// `replicas_starting`, None while every replica with a slot is saturated.
     pub(crate) fn pick(
         &mut self,
         endpoints: &[Arc<Endpoint>],
         container_concurrency: u32,
         cursor: &mut usize,
         key: Option<&PrefixKey>,
+        replicas_starting: bool,
     ) -> Option<usize> {
         let n = endpoints.len();
         if n == 0 {
@@ -167,6 +191,9 @@ impl EnginePicker {
             }
         }
         let (least, health, min_load) = least?;
+        if replicas_starting && endpoints.iter().filter(|e| has_slot(e)).all(|e| full_for_hold(e)) {
+            return None;
+        }
         let key = key.filter(|k| !k.is_empty());
         let chosen = match key {
             // Among saturated replicas too: when all are saturated, a cached prefix saves the prefill that

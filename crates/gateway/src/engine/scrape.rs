@@ -9,6 +9,9 @@
 //! [`STALE_AFTER_MISSES`] misses in a row the replica's signals are marked stale (kept, flagged), which the
 //! balancer reads as "overloaded or gone"; one good scrape clears the mark.
 //!
+//! After each answer the throttler is told, so requests it holds while every replica is saturated (see
+//! `swell_activator`'s `engine` balancing) go out as soon as a scrape shows room.
+//!
 //! The task is owned by a [`Scraper`], shared by every handle of the revision (a settings change swaps the
 //! settings in place); dropping the last handle aborts the task, so a removed revision stops scraping even
 //! in the middle of a round.
@@ -146,7 +149,7 @@ async fn run(
 
 async fn round(
     revision: &str,
-    throttler: &Throttler,
+    throttler: &Arc<Throttler>,
     client: &ScrapeClient,
     settings: &EngineScrape,
     misses: &mut HashMap<SocketAddr, u32>,
@@ -171,6 +174,9 @@ async fn round(
         // A scrape task only ends by returning: nothing in it panics, and the set is not aborted here.
         let Ok((endpoint, result)) = joined else { continue };
         record(revision, &endpoint, result, misses, outcomes);
+        // A replica that drained may take requests held for starting replicas (`engine` balancing), now
+        // rather than at the end of the round.
+        throttler.engine_reports_changed();
     }
 }
 

@@ -24,6 +24,7 @@
 //! or more, the decider's answer stands. Until a revision has `min_gaps` idle gaps on record (or when most
 //! of its gaps are longer than the histogram's 4 h), Swell behaves exactly like Knative.
 
+use crate::engine_routing::Routing;
 use swell_api::Metric;
 use swell_api::settings::{AutoscalerSettings, RevisionSettings};
 
@@ -56,6 +57,10 @@ pub struct SwellSettings {
     /// `scaling.target` in the metric's unit; `None` = the metric's default (for `tokens`, the engine's
     /// capacity in mean requests).
     pub target: Option<f64>,
+    /// How Swell's gateway picks an engine replica: `Engine` (saturation and prefix affinity, the live
+    /// default for a revision with a scraped engine) or `LeastLoaded` (Knative's activator). Engine
+    /// replicas only.
+    pub routing: Routing,
 }
 
 impl Default for SwellSettings {
@@ -71,6 +76,7 @@ impl Default for SwellSettings {
             miss_price: 1.0,
             metric: Metric::Concurrency,
             target: None,
+            routing: Routing::Engine,
         }
     }
 }
@@ -185,5 +191,9 @@ impl Controller for SwellPolicy {
 
     fn idle_ended(&mut self, _now: f64, gap: f64) {
         self.gaps.record(gap);
+    }
+
+    fn routing(&self) -> Routing {
+        self.settings.routing
     }
 }

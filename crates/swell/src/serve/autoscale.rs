@@ -216,6 +216,9 @@ impl Autoscaler {
         }
         revision.handle.metrics.panic.set(i64::from(decision.in_panic));
         let counts = self.platform.counts(&revision.name);
+        // Capacity on its way, for `engine` balancing's hold (swell_activator): a replica that turns ready
+        // reaches the throttler at once through its ready set; this count follows within a tick.
+        revision.handle.throttler.set_starting(counts.starting);
         let by_phase = [counts.starting, counts.ready, counts.unready, counts.draining];
         for (gauge, count) in revision.handle.metrics.replicas_by_phase.iter().zip(by_phase) {
             gauge.set(i64::from(count));

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use swell_sim::engine_routing::Routing;
 use swell_sim::readers::request_csv::TokenServiceModel;
 use swell_sim::{
     EngineConfig, Platform, PolicyKind, ReplicaModel, Report, RunConfig, StartTime, SwellSettings, TraceFormat,
@@ -43,6 +44,13 @@ impl From<MetricArg> for swell_api::Metric {
             MetricArg::KvCache => Self::KvCache,
         }
     }
+}
+
+/// `--load-balancing`: how swell's gateway picks an engine replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadBalancingArg {
+    Engine,
+    LeastRequest,
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,6 +135,11 @@ pub struct TraceArgs {
     /// the engine's capacity in mean requests, for kv-cache 0.7].
     #[arg(long, value_name = "VALUE")]
     pub target: Option<f64>,
+    /// Swell, engine replicas: how its gateway picks a replica, as a revision's `loadBalancing`: engine
+    /// (saturation and prompt-prefix affinity, Swell's default for a revision with a scraped engine) or
+    /// least-request (the least loaded, as Knative's activator and knative-kpa here).
+    #[arg(long, value_name = "POLICY", default_value = "engine")]
+    pub load_balancing: LoadBalancingArg,
     /// request-csv: service seconds per generated token.
     #[arg(long, value_name = "SECONDS", default_value_t = 0.02)]
     pub per_generated_token: f64,
@@ -210,6 +223,10 @@ pub fn run(args: &TraceArgs) -> Result<()> {
         miss_price: args.miss_price,
         metric: args.metric.into(),
         target: args.target,
+        routing: match args.load_balancing {
+            LoadBalancingArg::Engine => Routing::Engine,
+            LoadBalancingArg::LeastRequest => Routing::LeastLoaded,
+        },
         autoscaler: autoscaler.clone(),
         ..SwellSettings::default()
     };

@@ -32,8 +32,45 @@ impl Picker {
     }
 
     fn pick(&mut self, eps: &[Arc<Endpoint>], cc: u32, key: Option<&PrefixKey>) -> Option<u16> {
-        self.picker.pick(eps, cc, &mut self.cursor, key).map(|i| eps[i].addr().port())
+        self.picker.pick(eps, cc, &mut self.cursor, key, false).map(|i| eps[i].addr().port())
     }
+
+    /// A pick while the platform has replicas starting.
+    fn pick_while_starting(&mut self, eps: &[Arc<Endpoint>], key: Option<&PrefixKey>) -> Option<u16> {
+        self.picker.pick(eps, 0, &mut self.cursor, key, true).map(|i| eps[i].addr().port())
+    }
+}
+
+#[test]
+fn with_replicas_starting_a_request_is_held_only_while_every_ready_replica_is_saturated() {
+    let eps = ports(2);
+    eps[0].report_engine(signals(QUEUE_LIMIT + 1, 4, 0.2));
+    eps[1].report_engine(signals(0, 4, KV_LIMIT + 0.05));
+    let mut p = Picker::new();
+    assert_eq!(p.pick_while_starting(&eps, Some(&key(1))), None, "both saturated, capacity on its way: held");
+    assert!(p.pick(&eps, 0, Some(&key(1))).is_some(), "nothing starting: sent to a saturated one anyway");
+    // One drains below the limits: it takes the request.
+    eps[1].report_engine(signals(0, 4, 0.5));
+    assert_eq!(p.pick_while_starting(&eps, None), Some(20_001));
+    // A stale replica never causes a hold (its state is not known).
+    eps[1].mark_engine_stale();
+    assert!(p.pick_while_starting(&eps, None).is_some());
+}
+
+#[test]
+fn a_replica_not_scraped_yet_is_full_for_the_hold_after_a_queue_limit_of_requests() {
+    // A new replica has no report: it takes requests up to the queue limit beyond what it runs (none
+    // reported), then the rest wait for the replicas still starting instead of all landing on it.
+    let eps = ports(1);
+    let mut p = Picker::new();
+    for _ in 0..=QUEUE_LIMIT {
+        assert_eq!(p.pick_while_starting(&eps, None), Some(20_000));
+        eps[0].begin();
+    }
+    assert_eq!(p.pick_while_starting(&eps, None), None);
+    // Its first scrape says 4 run and 2 wait: requests sent beyond the 4 running are 2, under the limit.
+    eps[0].report_engine(signals(2, 4, 0.3));
+    assert_eq!(p.pick_while_starting(&eps, None), Some(20_000));
 }
 
 #[test]

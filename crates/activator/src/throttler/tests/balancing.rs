@@ -102,3 +102,54 @@ async fn queued_requests_get_the_dispatchers_pick() {
     }
     assert_ne!(got[0].endpoint().addr(), got[1].endpoint().addr());
 }
+
+/// Both replicas report more than the queue limit waiting.
+fn saturate(t: &Arc<Throttler>) {
+    for endpoint in t.ready_endpoints() {
+        endpoint.report_engine(EngineSignals { waiting: crate::QUEUE_LIMIT + 1, running: 8, kv_cache_use: 0.5 });
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_engine_requests_wait_for_starting_replicas_while_the_ready_ones_are_saturated() {
+    let t = engine_throttler(0, &[addr(1), addr(2)]);
+    saturate(&t);
+    // Nothing starting: a saturated replica still gets the request.
+    let before = granted(&t, None);
+    t.set_starting(1);
+    let held = waiting(&t, 3);
+    until_queued(&t, 3).await;
+    // A request that finishes on a saturated replica does not pull a held one onto it.
+    drop(before);
+    assert_eq!(t.snapshot().queued, 3, "still held");
+    // The starting replica turns ready: it takes the held requests, up to the hold's limit for a replica
+    // not scraped yet.
+    t.set_endpoints(&[addr(1), addr(2), addr(3)]);
+    let mut leases = Vec::new();
+    for task in held {
+        let (lease, _) = task.await.unwrap().unwrap();
+        assert_eq!(lease.endpoint().addr(), addr(3));
+        leases.push(lease);
+    }
+    // Saturated again and more starting; a scrape round that shows replica 1 drained releases the held one.
+    let new = t.ready_endpoints().into_iter().find(|e| e.addr() == addr(3)).unwrap();
+    new.report_engine(EngineSignals { waiting: crate::QUEUE_LIMIT + 1, running: 8, kv_cache_use: 0.5 });
+    t.set_starting(2);
+    let held = waiting(&t, 1);
+    until_queued(&t, 1).await;
+    t.engine_reports_changed();
+    assert_eq!(t.snapshot().queued, 1, "no report changed");
+    t.ready_endpoints()[0].report_engine(EngineSignals { waiting: 0, running: 3, kv_cache_use: 0.2 });
+    t.engine_reports_changed();
+    let (lease, _) = held.into_iter().next().unwrap().await.unwrap().unwrap();
+    assert_eq!(lease.endpoint().addr(), addr(1));
+    // Nothing starting any more: held requests go to the saturated replicas rather than wait for nothing.
+    saturate(&t);
+    let held = waiting(&t, 2);
+    until_queued(&t, 2).await;
+    t.set_starting(0);
+    for task in held {
+        assert!(task.await.unwrap().is_ok());
+    }
+    drop((leases, lease));
+}
