@@ -7,10 +7,13 @@ Python 3 standard library only. Run as `benches/replay-llm [options]` after `car
 
 1. Cut rows SKIP..SKIP+LIMIT of the trace into a temporary JSONL file.
 2. `swell simulate --format mooncake --time-scale K --start-time LOAD --engine-capacity C --autoscaler ...
-   --policies knative-kpa`: the simulator compresses arrivals and the engine's times K-fold.
+   --policies POLICY`: the simulator compresses arrivals and the engine's times K-fold.
 3. `swell serve` with one revision of sample LLM engines (`--time-scale K --load-time LOAD`), scaled from zero by
    the same Knative keys, `scaling.target` C (the simulator's capacity, so both sides aim at 0.7 C per replica),
-   no containerConcurrency (the engines queue, as in the simulator), least-request routing.
+   no containerConcurrency (the engines queue, as in the simulator). `--policy knative-kpa` (default):
+   least-request routing and `credit-starting-replicas: false`, Knative's behaviour. `--policy swell`: Swell's
+   defaults for an engine revision: `engine: {kind: vllm}` (the sample engine serves vLLM's metric names),
+   so `engine` balancing with prefix affinity and the hold, and crediting of starting replicas.
 4. An asyncio client sends every request at its compressed arrival time as a streaming completion. Prompts are
    built from the rows' block ids (block b = 512 words `b<b>w<i>`), so shared ids are shared prefixes, cut to the
    same length the simulator uses. /v1/status is sampled every 100 ms: replica-seconds = sum of (starting +
@@ -73,7 +76,7 @@ def prompt_of(row):
 
 def simulate(args, slice_path):
     out = os.path.join(os.path.dirname(slice_path), "sim.json")
-    cmd = [args.swell_bin, "simulate", "--trace", slice_path, "--format", "mooncake", "--policies", "knative-kpa",
+    cmd = [args.swell_bin, "simulate", "--trace", slice_path, "--format", "mooncake", "--policies", args.policy,
            "--time-scale", str(args.time_scale), "--start-time", args.load_time, "--burst-start-time", args.load_time,
            "--engine-capacity", str(args.capacity), "--report-json", out, "--seed", "1"]
     for key, value in autoscaler(args).items():
@@ -88,10 +91,17 @@ def autoscaler(args):
             "allow-zero-initial-scale": "true"}
 
 
+def live_keys(args):
+    """What `swell serve` gets beyond the simulator's keys: Knative's behaviour turns crediting off."""
+    return {"credit-starting-replicas": "false"} if args.policy == "knative-kpa" else {}
+
+
 def serve_config(args, gateway, admin):
     command = [args.model_bin, "--engine", "llm", "--served-model-name", MODEL, "--port", "{port}",
                "--time-scale", str(args.time_scale), "--load-time", args.load_time]
-    keys = "".join(f'\n  {k}: "{v}"' for k, v in autoscaler(args).items())
+    keys = "".join(f'\n  {k}: "{v}"' for k, v in {**autoscaler(args), **live_keys(args)}.items())
+    balancing = ("loadBalancing: least-request" if args.policy == "knative-kpa"
+                 else "engine: {kind: vllm}")
     return f"""# written by benches/replay-llm
 gateway: {{listen: "127.0.0.1:{gateway}", maxQueuedRequests: 100000}}
 admin: {{listen: "127.0.0.1:{admin}"}}
@@ -100,7 +110,7 @@ revisions:
   - name: llm
     process: {{command: {json.dumps(command)}}}
     readinessPath: /health
-    loadBalancing: least-request
+    {balancing}
     timeoutSeconds: 3600
     scaling: {{target: {args.capacity}}}
 routes:
@@ -205,6 +215,7 @@ def main():
     parser.add_argument("--stable-window", default="6s")
     parser.add_argument("--grace", default="3s")
     parser.add_argument("--max-seconds", type=float, default=120.0)
+    parser.add_argument("--policy", choices=["knative-kpa", "swell"], default="knative-kpa")
     parser.add_argument("--swell-bin", default=os.path.join(REPO, "target", "release", "swell"))
     parser.add_argument("--model-bin", default=os.path.join(REPO, "target", "release", "swell-sample-model"))
     args = parser.parse_args()
@@ -245,10 +256,11 @@ def main():
         ttft = [r["ttft"] * 1000 for r in ok]
         print(f"slice: rows {args.skip}..{args.skip + len(rows)} of {os.path.relpath(args.trace)}, {len(rows)} requests, "
               f"time / {args.time_scale:g} ({span:.0f} s of wall time), start {args.load_time}, capacity "
-              f"{args.capacity}, stable window {args.stable_window}, grace {args.grace}; all figures in wall time")
+              f"{args.capacity}, stable window {args.stable_window}, grace {args.grace}, policy {args.policy}; "
+              f"all figures in wall time")
         print("| run | requests | ok | cold starts | p50 TTFT ms | p99 TTFT ms | replica-s |")
         print("|---|---:|---:|---:|---:|---:|---:|")
-        print(f"| simulated knative-kpa | {sim['requests']} | {sim['requests']} | {sim['coldStarts']} | "
+        print(f"| simulated {args.policy} | {sim['requests']} | {sim['requests']} | {sim['coldStarts']} | "
               f"{sim.get('p50TtftMs', float('nan')):.0f} | {sim.get('p99TtftMs', float('nan')):.0f} | "
               f"{sim['replicaSeconds'] + sim['burstReplicaSeconds']:.1f} |")
         print(f"| live `swell serve` | {len(results)} | {len(ok)} | {sum(r['cold'] for r in results)} | "
