@@ -211,7 +211,9 @@ fn instances(body: &[u8]) -> Result<Vec<String>, String> {
         .collect()
 }
 
-fn kind(value: &Value) -> &'static str {
+/// What a JSON value is, for error messages (`expected a string, got a number`); the LLM API's parser
+/// words its errors the same way.
+pub(crate) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

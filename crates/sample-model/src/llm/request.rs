@@ -3,6 +3,7 @@
 //! from `openai`, which routes requests and writes responses, because it only turns bytes into a
 //! [`Parsed`] request and touches neither HTTP nor the engine.
 
+use crate::rest::kind;
 use serde_json::{Map, Value};
 use swell_engine::block_hashes;
 
@@ -138,17 +139,6 @@ fn chat_words(object: &Map<String, Value>) -> Result<Vec<&str>, String> {
         }
     }
     Ok(words)
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]
