@@ -12,7 +12,7 @@ use anyhow::Context as _;
 
 /// `swell crds`: both CRDs as one YAML stream, for `kubectl apply -f -` or `deploy/crds/`.
 pub fn crds() -> anyhow::Result<()> {
-    print!("{}", swell_kube_api::crd::crds_yaml().context("serializing the CRDs")?);
+    crate::output::stdout(&swell_kube_api::crd::crds_yaml().context("serializing the CRDs")?)?;
     Ok(())
 }
 

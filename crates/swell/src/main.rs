@@ -4,6 +4,7 @@
 
 mod kube_cmd;
 mod limits;
+mod output;
 mod serve;
 mod simulate;
 mod status_cmd;

@@ -213,3 +213,27 @@ fn simulate_refuses_an_engine_metric_without_engine_replicas() {
     assert_eq!(output.status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("--metric tokens") && stderr.contains("engine replicas"), "{stderr}");
 }
+
+#[test]
+fn simulate_stops_quietly_when_its_reader_goes_away() {
+    // `swell simulate ... | head`: the reader closes the pipe (here before the report is written), and the
+    // write fails with a broken pipe. That is no error: no panic, exit 0, and the JSON report still written.
+    let trace = concat!(env!("CARGO_MANIFEST_DIR"), "/../sim/tests/fixtures/azure");
+    let dir = std::env::temp_dir().join(format!("swell-cli-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let mut child = swell()
+        .args(["simulate", "--trace", trace, "--policies", "knative-kpa", "--report-json"])
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(std::fs::read_to_string(&json).unwrap().contains("knative-kpa"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

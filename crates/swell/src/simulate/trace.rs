@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+use crate::output;
 use swell_sim::engine_routing::Routing;
 use swell_sim::readers::request_csv::TokenServiceModel;
 use swell_sim::{
@@ -260,7 +262,10 @@ pub fn run(args: &TraceArgs) -> Result<()> {
                     Some(n) => (*n, "--engine-capacity"),
                     None => (swell_sim::engine_capacity(requests, engine), "derived from the mean request"),
                 };
-                println!("{}: engine replicas, capacity {n} requests per replica ({how})", revision.name);
+                output::stdout(&format!(
+                    "{}: engine replicas, capacity {n} requests per replica ({how})\n",
+                    revision.name
+                ))?;
             }
         }
     }
@@ -269,15 +274,15 @@ pub fn run(args: &TraceArgs) -> Result<()> {
     let outcomes = swell_sim::run(&trace, &config)?;
     let wall = started.elapsed().as_secs_f64();
     let report = Report::new(&outcomes);
-    print!("{}", report.to_markdown());
+    output::stdout(&report.to_markdown())?;
     let hours = trace.duration / 3600.0 * config.policies.len() as f64;
-    println!(
-        "\n{} revisions, {:.1} h of trace × {} policies in {wall:.2} s: {:.0} simulated hours per wall second",
+    output::stdout(&format!(
+        "\n{} revisions, {:.1} h of trace × {} policies in {wall:.2} s: {:.0} simulated hours per wall second\n",
         trace.revisions.len(),
         trace.duration / 3600.0,
         config.policies.len(),
         hours / wall.max(1e-9)
-    );
+    ))?;
     if let Some(file) = &args.report_json {
         std::fs::write(file, report.to_json() + "\n").with_context(|| format!("writing {}", file.display()))?;
     }
@@ -288,7 +293,10 @@ pub fn run(args: &TraceArgs) -> Result<()> {
         let curves = sweep(&trace, &config, &swell)?;
         for curve in &curves {
             for (seconds, cold, label) in &curve.points {
-                println!("tradeoff {} {label}: replica-s {seconds:.0}, cold starts {cold:.0}", curve.name);
+                output::stdout(&format!(
+                    "tradeoff {} {label}: replica-s {seconds:.0}, cold starts {cold:.0}\n",
+                    curve.name
+                ))?;
             }
         }
         swell_sim::tradeoff(file, "keep-alive trade-off", &curves)?;
