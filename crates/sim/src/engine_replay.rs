@@ -309,10 +309,13 @@ impl EngineReplay<'_> {
             let (prompt_tokens, max_tokens) = fitted_tokens(request, self.config);
             let mut block_hashes = prompt_hashes(request, self.config.block_size);
             block_hashes.truncate((prompt_tokens / self.config.block_size.max(1)) as usize);
-            let Some(id) = self.pick(&block_hashes) else { return };
+            // As in Swell's throttler, only a request placed on arrival carries its prefix key: one that waited
+            // (for a first replica, or held for starting ones) goes where the dispatcher picks, keyless.
+            let key: &[u64] = if self.now <= request.arrival { &block_hashes } else { &[] };
+            let Some(id) = self.pick(key) else { return };
             self.queue.pop_front();
             if self.routing == Routing::Engine {
-                self.affinity.record(&block_hashes, id, self.scaling.fleet.replicas[id].generation);
+                self.affinity.record(key, id, self.scaling.fleet.replicas[id].generation);
             }
             self.outcome.requests += 1;
             self.outcome.latencies.record((self.now - request.arrival) * 1000.0);

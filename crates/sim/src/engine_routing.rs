@@ -18,7 +18,8 @@
 //!   replica: the request waits at the gateway for a starting replica (or for an engine to drain) instead of
 //!   joining a saturated engine's queue, which it would not leave when the new replicas are up.
 //!
-//! Where the replay differs from the gateway: it reads each engine's state at the instant of the choice
+//! As in the gateway, only a request placed on arrival carries its prefix key; one that waited goes where the
+//! least-loaded rule sends it, keyless. Where the replay differs from the gateway: it reads each engine's state at the instant of the choice
 //! (live, a scrape up to one interval old plus this gateway's own in-flight count), and its prefix index is
 //! not bounded (live: 64k entries with CLOCK eviction, room for the few thousand prompts of a trace).
 
