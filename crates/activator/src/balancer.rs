@@ -74,13 +74,25 @@ impl Balancer {
         container_concurrency: u32,
         key: Option<&PrefixKey>,
     ) -> Option<&'a Arc<Endpoint>> {
+        self.pick_holding(endpoints, container_concurrency, key, true)
+    }
+
+    /// [`Self::pick`], with the `engine` policy's hold allowed only when `may_hold` (the request has not
+    /// been held too long already).
+    pub(crate) fn pick_holding<'a>(
+        &mut self,
+        endpoints: &'a [Arc<Endpoint>],
+        container_concurrency: u32,
+        key: Option<&PrefixKey>,
+        may_hold: bool,
+    ) -> Option<&'a Arc<Endpoint>> {
         match self.policy {
             None => self.knative(endpoints, container_concurrency),
             Some(LoadBalancing::LeastRequest) => self.least_request(endpoints, container_concurrency),
             Some(LoadBalancing::RoundRobin) => self.round_robin(endpoints, container_concurrency),
             Some(LoadBalancing::Random) => random(endpoints, container_concurrency),
             Some(LoadBalancing::Engine) => {
-                let hold = self.starting > 0;
+                let hold = may_hold && self.starting > 0;
                 let i = self.engine.pick(endpoints, container_concurrency, &mut self.cursor, key, hold)?;
                 Some(&endpoints[i])
             }

@@ -20,4 +20,6 @@ pub use endpoint::{Endpoint, EngineReport, EngineSignals};
 pub use error::{FAILURE_REASONS, ProxyError, RETRY_AFTER_SECONDS, error_body};
 pub use meter::ConcurrencySample;
 pub use proxy::{Upstream, requested_upgrade};
-pub use throttler::{AcquireError, Admission, Lease, POKE_INTERVAL, Poke, Throttler, ThrottlerSnapshot, Waiting};
+pub use throttler::{
+    AcquireError, Admission, HOLD_LIMIT, Lease, POKE_INTERVAL, Poke, Throttler, ThrottlerSnapshot, Waiting,
+};

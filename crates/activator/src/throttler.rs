@@ -46,6 +46,13 @@ pub enum AcquireError {
     Closed,
 }
 
+/// The longest a request is held for starting replicas under `engine` balancing (see the balancer) before it
+/// goes to a saturated replica after all. A replica that never becomes ready (a crash loop, which both
+/// platforms still count as starting) must not cost the held requests their responses. It is far above the
+/// 1–5 s a replica of a small model needs to start, and long enough to cover a GPU replica's typical model
+/// load (the reference's GenAI trace: mean 22 s, median 23 s) or most of its slow tail.
+pub const HOLD_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Called when a request arrives at a revision with no ready replica: the autoscaler should decide now.
 pub type Poke = Arc<dyn Fn() + Send + Sync>;
 
@@ -194,7 +201,7 @@ impl Throttler {
                 return Err(AcquireError::QueueFull);
             }
             let (tx, rx) = oneshot::channel();
-            let id = state.waiters.push(body_bytes, tx);
+            let id = state.waiters.push(body_bytes, now, tx);
             let cold = state.endpoints.is_empty();
             (rx, id, cold, cold && state.pokes.try_poke(now))
         };
@@ -269,11 +276,14 @@ impl Throttler {
         self.dispatch(&mut state);
     }
 
-    /// Hand free slots to waiters in FIFO order until either runs out.
+    /// Hand free slots to waiters in FIFO order until either runs out. A waiter held for starting replicas
+    /// (`engine` balancing) longer than [`HOLD_LIMIT`] is not held any more.
     fn dispatch(self: &Arc<Self>, state: &mut State) {
-        while !state.waiters.is_empty() {
-            let Some(endpoint) = state.balancer.pick(&state.endpoints, state.container_concurrency, None).cloned()
-            else {
+        let now = Instant::now();
+        while let Some(since) = state.waiters.oldest_since() {
+            let hold = now.saturating_duration_since(since) < HOLD_LIMIT;
+            let picked = state.balancer.pick_holding(&state.endpoints, state.container_concurrency, None, hold);
+            let Some(endpoint) = picked.cloned() else {
                 return;
             };
             endpoint.begin();

@@ -25,7 +25,7 @@ use std::time::Duration;
 use swell_autoscaler::token_mean::TokenMean;
 use swell_engine::{Engine, EngineConfig, Event as EngineEvent, Step};
 
-use crate::engine_routing::{Candidate, PrefixAffinity, Routing};
+use crate::engine_routing::{Candidate, HOLD_LIMIT_SECONDS, PrefixAffinity, Routing};
 use crate::fleet::Usage;
 use crate::platform::Platform;
 use crate::policy::{Controller, Desired, FleetView, SecondLoad};
@@ -279,8 +279,8 @@ impl EngineReplay<'_> {
     }
 
     /// The replica for a request with prompt block `hashes`: by the policy's routing, among the ready
-    /// replicas with room.
-    fn pick(&self, hashes: &[u64]) -> Option<usize> {
+    /// replicas with room; `may_hold` while the request has been held less than the gateway's limit.
+    fn pick(&self, hashes: &[u64], may_hold: bool) -> Option<usize> {
         let candidates = self.scaling.fleet.replicas.iter().enumerate().filter_map(|(id, r)| {
             let slot = self.slots.get(id)?.as_ref()?;
             let room = self.cap == 0 || r.busy < self.cap;
@@ -297,7 +297,7 @@ impl EngineReplay<'_> {
             Routing::LeastLoaded => candidates.min_by_key(|c| (c.requests, c.id)).map(|c| c.id),
             Routing::Engine => {
                 let candidates: Vec<Candidate> = candidates.collect();
-                self.affinity.choose(hashes, &candidates, self.scaling.fleet.starting() > 0)
+                self.affinity.choose(hashes, &candidates, may_hold && self.scaling.fleet.starting() > 0)
             }
         }
     }
@@ -312,7 +312,8 @@ impl EngineReplay<'_> {
             // As in Swell's throttler, only a request placed on arrival carries its prefix key: one that waited
             // (for a first replica, or held for starting ones) goes where the dispatcher picks, keyless.
             let key: &[u64] = if self.now <= request.arrival { &block_hashes } else { &[] };
-            let Some(id) = self.pick(key) else { return };
+            let may_hold = self.now - request.arrival < HOLD_LIMIT_SECONDS;
+            let Some(id) = self.pick(key, may_hold) else { return };
             self.queue.pop_front();
             if self.routing == Routing::Engine {
                 self.affinity.record(key, id, self.scaling.fleet.replicas[id].generation);

@@ -16,7 +16,8 @@
 //! - Otherwise the least loaded, lowest id on a tie.
 //! - **Held for capacity on its way**: while replicas are starting and every candidate is saturated, no
 //!   replica: the request waits at the gateway for a starting replica (or for an engine to drain) instead of
-//!   joining a saturated engine's queue, which it would not leave when the new replicas are up.
+//!   joining a saturated engine's queue, which it would not leave when the new replicas are up; for at most
+//!   [`HOLD_LIMIT_SECONDS`], counted from its arrival.
 //!
 //! As in the gateway, only a request placed on arrival carries its prefix key; one that waited goes where the
 //! least-loaded rule sends it, keyless. Where the replay differs from the gateway: it reads each engine's state at the instant of the choice
@@ -40,6 +41,8 @@ pub const HIT_SLACK: f64 = 8.0;
 pub const NEW_SLACK: f64 = 2.0;
 /// Most prefix hashes looked at per prompt.
 pub const MAX_CHUNKS: usize = 256;
+/// The longest a request is held for starting replicas (`swell_activator::HOLD_LIMIT`), in seconds.
+pub const HOLD_LIMIT_SECONDS: f64 = 60.0;
 
 /// How a replay picks the replica for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

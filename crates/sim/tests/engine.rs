@@ -208,4 +208,5 @@ fn engine_routing_uses_the_gateways_thresholds() {
     assert_eq!(sim::HIT_SLACK, swell_activator::HIT_SLACK);
     assert_eq!(sim::NEW_SLACK, swell_activator::NEW_SLACK);
     assert_eq!(sim::MAX_CHUNKS, swell_activator::MAX_CHUNKS);
+    assert_eq!(sim::HOLD_LIMIT_SECONDS, swell_activator::HOLD_LIMIT.as_secs_f64());
 }

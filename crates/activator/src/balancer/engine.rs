@@ -28,8 +28,8 @@
 //! **Held for capacity on its way.** While the platform has replicas starting, a request that finds every
 //! ready replica with a slot saturated gets none: it waits in the throttler's queue instead of joining a
 //! saturated engine's queue, where it would stay even after the new replicas are up (an engine does not
-//! hand queued requests back). It goes out when a replica turns ready, a scrape shows one unsaturated, or
-//! nothing is starting any more. For this rule a replica also counts as saturated when this gateway has
+//! hand queued requests back). It goes out when a replica turns ready, a scrape shows one unsaturated,
+//! nothing is starting any more, or it has been held for the throttler's `HOLD_LIMIT`. For this rule a replica also counts as saturated when this gateway has
 //! more than [`QUEUE_LIMIT`] requests on it beyond what its engine last reported running: that covers a
 //! replica not scraped yet (a new one would otherwise take the whole queue before its first scrape) and
 //! requests sent since the last scrape. A stale replica never causes a hold. Autoscaling's crediting of

@@ -24,6 +24,8 @@ struct Waiter {
     id: u64,
     /// The request's body bytes, as counted against the throttler's byte bound.
     weight: u64,
+    /// When it joined the queue.
+    since: Instant,
     tx: oneshot::Sender<Lease>,
 }
 
@@ -41,14 +43,19 @@ impl WaitQueue {
         self.bytes
     }
 
-    /// A new place at the back; returns its id for [`WaitQueue::remove`].
-    pub(super) fn push(&mut self, weight: u64, tx: oneshot::Sender<Lease>) -> u64 {
+    /// When the oldest waiter joined, if anyone waits.
+    pub(super) fn oldest_since(&self) -> Option<Instant> {
+        self.waiters.front().map(|w| w.since)
+    }
+
+    /// A new place at the back, taken at `now`; returns its id for [`WaitQueue::remove`].
+    pub(super) fn push(&mut self, weight: u64, now: Instant, tx: oneshot::Sender<Lease>) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         // Saturating only matters with no byte bound and absurd declared lengths; with a bound the admission
         // check keeps the sum at or below it.
         self.bytes = self.bytes.saturating_add(weight);
-        self.waiters.push_back(Waiter { id, weight, tx });
+        self.waiters.push_back(Waiter { id, weight, since: now, tx });
         id
     }
 

@@ -153,3 +153,27 @@ async fn under_engine_requests_wait_for_starting_replicas_while_the_ready_ones_a
     }
     drop((leases, lease));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_is_held_for_starting_replicas_only_up_to_the_hold_limit() {
+    // A replica that never comes (a crash loop still counted as starting) must not cost the held requests
+    // their responses: past the limit they go to the saturated replicas, at the next look (a scrape).
+    let t = engine_throttler(0, &[addr(1)]);
+    saturate(&t);
+    t.set_starting(1);
+    let held = waiting(&t, 1);
+    until_queued(&t, 1).await;
+    tokio::time::advance(HOLD_LIMIT - Duration::from_millis(1)).await;
+    t.engine_reports_changed();
+    assert_eq!(t.snapshot().queued, 1, "still within the limit");
+    tokio::time::advance(Duration::from_millis(1)).await;
+    t.engine_reports_changed();
+    let (lease, _) = held.into_iter().next().unwrap().await.unwrap().unwrap();
+    assert_eq!(lease.endpoint().addr(), addr(1));
+    // A newer request is held again, for its own limit.
+    let newer = waiting(&t, 1);
+    until_queued(&t, 1).await;
+    t.engine_reports_changed();
+    assert_eq!(t.snapshot().queued, 1);
+    drop((lease, newer));
+}
