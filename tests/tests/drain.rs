@@ -157,13 +157,16 @@ routes:
         })
         .await;
     }
+    // The clients stop after the request they have out, then one replica serves what is held. (Stopping
+    // them first matters: 8 clients keep 4 requests queued behind one replica's 4 slots for as long as they
+    // run, so an empty queue would be a moment between two requests, not a state to wait for.)
+    stop.store(true, Ordering::Relaxed);
     platform.scale(&name, 1);
     eventually(PATIENCE, "the queue to empty", || {
         let snapshot = handle.throttler.snapshot();
         ready(when(snapshot.queued == 0, snapshot))
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.await.unwrap();
     }
