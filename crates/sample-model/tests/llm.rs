@@ -2,10 +2,12 @@
 //! `/v1/models`, `/health` during load, vLLM-named metrics that move, errors in OpenAI's shape, KV freed when a
 //! streaming client goes away, and the binary's `--engine llm` flags.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::spawn_binary;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -363,26 +365,6 @@ async fn a_client_leaving_mid_stream_frees_its_kv() {
     })
     .await;
     server.stop().await;
-}
-
-/// Starts the binary with `PORT=0` and returns it with the address it logged.
-fn spawn_binary(args: &[&str]) -> (std::process::Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_swell-sample-model"))
-        .args(args)
-        .env("PORT", "0")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the binary exited before logging its address").unwrap();
-        if let Some((_, rest)) = line.split_once("local_addr=") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
 }
 
 #[tokio::test]

@@ -1,10 +1,12 @@
 //! The sample model over real sockets on 127.0.0.1:0: TF-Serving status and predict, load time, errors,
 //! graceful stop, h2c, and the binary itself (flags, `PORT`, SIGTERM).
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::spawn_binary;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -242,27 +244,6 @@ async fn serves_h2c() {
     assert_eq!(body["predictions"], json!([{"label": "positive", "score": 0.8}]));
     drop(sender);
     server.stop().await;
-}
-
-/// Starts the binary with `PORT=0` and returns it with the address it logged.
-fn spawn_binary(args: &[&str]) -> (std::process::Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_swell-sample-model"))
-        .args(args)
-        .env("PORT", "0")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the binary exited before logging its address").unwrap();
-        if let Some((_, rest)) = line.split_once("local_addr=") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
 }
 
 fn wait_for_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
