@@ -7,7 +7,7 @@ pub mod request_csv;
 
 use std::path::{Path, PathBuf};
 
-use crate::trace::Trace;
+use crate::trace::{Arrivals, LlmRequest, RevisionTrace, ServiceTime, Trace};
 
 /// The formats `swell simulate --format` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +52,24 @@ impl ReadError {
 
 pub(crate) fn read_text(path: &Path) -> Result<String, ReadError> {
     std::fs::read_to_string(path).map_err(|source| ReadError::Io { path: path.to_owned(), source })
+}
+
+/// One LLM revision named after the file at `path`, from its `requests` in any order: arrivals are moved to
+/// start at 0 and sorted, and the trace ends with its last whole minute, so per-minute figures are not cut
+/// short. Both request-per-row formats end here.
+pub(crate) fn llm_trace(path: &Path, mut requests: Vec<LlmRequest>) -> Result<Trace, ReadError> {
+    let Some(start) = requests.iter().map(|r| r.arrival).reduce(f64::min) else {
+        return Err(ReadError::Content { path: path.to_owned(), message: "no requests".into() });
+    };
+    for r in &mut requests {
+        r.arrival -= start;
+    }
+    requests.sort_by(|a, b| a.arrival.total_cmp(&b.arrival));
+    let last = requests.last().map_or(0.0, |r| r.arrival);
+    let duration = ((last / 60.0).floor() + 1.0) * 60.0;
+    let name = path.file_stem().map_or_else(|| "requests".into(), |s| s.to_string_lossy().into_owned());
+    let revision = RevisionTrace { name, arrivals: Arrivals::Llm(requests), service: ServiceTime::PerRequest };
+    Ok(Trace { revisions: vec![revision], duration })
 }
 
 /// Read a trace of `format` at `path` (a folder for Azure Functions, a file for request CSV and Mooncake).

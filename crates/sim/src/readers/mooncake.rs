@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::request_csv::{TokenServiceModel, tokens};
 use super::{ReadError, read_text};
-use crate::trace::{Arrivals, LlmRequest, RevisionTrace, ServiceTime, Trace};
+use crate::trace::{LlmRequest, Trace};
 
 #[derive(Debug, Deserialize)]
 struct Row {
@@ -49,23 +49,13 @@ pub(crate) fn parse(path: &Path, text: &str, model: &TokenServiceModel) -> Resul
             prefix_ids: row.hash_ids,
         });
     }
-    let Some(start) = requests.iter().map(|r| r.arrival).reduce(f64::min) else {
-        return Err(ReadError::Content { path: path.to_owned(), message: "no requests".into() });
-    };
-    for r in &mut requests {
-        r.arrival -= start;
-    }
-    requests.sort_by(|a, b| a.arrival.total_cmp(&b.arrival));
-    let last = requests.last().map_or(0.0, |r| r.arrival);
-    let duration = ((last / 60.0).floor() + 1.0) * 60.0;
-    let name = path.file_stem().map_or_else(|| "requests".into(), |s| s.to_string_lossy().into_owned());
-    let revision = RevisionTrace { name, arrivals: Arrivals::Llm(requests), service: ServiceTime::PerRequest };
-    Ok(Trace { revisions: vec![revision], duration })
+    super::llm_trace(path, requests)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::Arrivals;
 
     #[test]
     fn reads_mooncake_rows_in_seconds_with_their_prefix_ids() {

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use super::{ReadError, read_text};
-use crate::trace::{Arrivals, LlmRequest, RevisionTrace, ServiceTime, Trace};
+use crate::trace::{LlmRequest, Trace};
 
 /// Service seconds = `base + per_context_token × context + per_generated_token × generated`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,20 +58,7 @@ pub(crate) fn parse(path: &Path, text: &str, model: &TokenServiceModel) -> Resul
             prefix_ids: Vec::new(),
         });
     }
-    let Some(start) = rows.iter().map(|r| r.arrival).reduce(f64::min) else {
-        return Err(ReadError::Content { path: path.to_owned(), message: "no requests".into() });
-    };
-    let mut requests = rows;
-    for r in &mut requests {
-        r.arrival -= start;
-    }
-    requests.sort_by(|a, b| a.arrival.total_cmp(&b.arrival));
-    // The recording ends with its last whole minute, so per-minute figures are not cut short.
-    let last = requests.last().map_or(0.0, |r| r.arrival);
-    let duration = ((last / 60.0).floor() + 1.0) * 60.0;
-    let name = path.file_stem().map_or_else(|| "requests".into(), |s| s.to_string_lossy().into_owned());
-    let revision = RevisionTrace { name, arrivals: Arrivals::Llm(requests), service: ServiceTime::PerRequest };
-    Ok(Trace { revisions: vec![revision], duration })
+    super::llm_trace(path, rows)
 }
 
 /// A token count as the engine takes it: rounded, and at least 1 (an engine needs one prompt token and
@@ -109,6 +96,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::Arrivals;
 
     #[test]
     fn reads_llm_rows_relative_to_the_first_request() {
