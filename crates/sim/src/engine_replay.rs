@@ -26,7 +26,6 @@ use swell_autoscaler::token_mean::TokenMean;
 use swell_engine::{Engine, EngineConfig, Event as EngineEvent, Step};
 
 use crate::engine_routing::{Candidate, HOLD_LIMIT_SECONDS, PrefixAffinity, Routing};
-use crate::fleet::Usage;
 use crate::platform::Platform;
 use crate::policy::{Controller, Desired, FleetView, SecondLoad};
 use crate::replay::{Event, EventKind, OVERRUN_LIMIT, Outcome, record_minute};
@@ -219,14 +218,7 @@ impl EngineReplay<'_> {
     }
 
     fn view(&self) -> FleetView {
-        let counts = self.scaling.fleet.counts();
-        FleetView {
-            ready: counts.ready,
-            total: counts.total,
-            in_flight: self.in_flight,
-            queued: u32::try_from(self.queue.len()).unwrap_or(u32::MAX),
-            idle_since: self.idle_since,
-        }
+        self.scaling.view(self.in_flight, self.queue.len(), self.idle_since)
     }
 
     /// KV-cache use summed over the ready replicas that are not leaving, as the gateway sums its engines'
@@ -394,18 +386,10 @@ impl EngineReplay<'_> {
         }
     }
 
-    fn finish(mut self) -> Outcome {
+    fn finish(self) -> Outcome {
         // Requests never served within the overrun limit count with the wait they had.
-        while let Some(index) = self.queue.pop_front() {
-            self.outcome.requests += 1;
-            self.outcome.cold_starts += u64::from(self.scaling.fleet.active() == 0);
-            self.outcome.latencies.record((self.now - self.requests[index].arrival) * 1000.0);
-        }
-        self.scaling.fleet.close(self.now);
-        let Usage { regular_seconds, burst_seconds } = self.scaling.fleet.usage;
-        self.outcome.regular_seconds = regular_seconds;
-        self.outcome.burst_seconds = burst_seconds;
-        self.outcome
+        let waiting = self.queue.iter().map(|&i| self.requests[i].arrival);
+        self.scaling.finish(self.now, waiting, self.outcome)
     }
 }
 

@@ -8,7 +8,6 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 
-use crate::fleet::Usage;
 use crate::latency::Latencies;
 use crate::platform::Platform;
 use crate::policy::{Controller, Desired, FleetView, SecondLoad};
@@ -188,14 +187,7 @@ impl Replay {
     }
 
     fn view(&self) -> FleetView {
-        let counts = self.scaling.fleet.counts();
-        FleetView {
-            ready: counts.ready,
-            total: counts.total,
-            in_flight: self.in_flight,
-            queued: u32::try_from(self.queue.len()).unwrap_or(u32::MAX),
-            idle_since: self.idle_since,
-        }
+        self.scaling.view(self.in_flight, self.queue.len(), self.idle_since)
     }
 
     fn apply(&mut self, desired: Desired) {
@@ -258,17 +250,9 @@ impl Replay {
         record_minute(&mut self.outcome, tick, concurrency, self.scaling.fleet.counts().paid);
     }
 
-    fn finish(mut self) -> Outcome {
+    fn finish(self) -> Outcome {
         // Requests never served within the overrun limit count with the wait they had.
-        while let Some(request) = self.queue.pop_front() {
-            self.outcome.requests += 1;
-            self.outcome.cold_starts += u64::from(self.scaling.fleet.active() == 0);
-            self.outcome.latencies.record((self.now - request.arrival) * 1000.0);
-        }
-        self.scaling.fleet.close(self.now);
-        let Usage { regular_seconds, burst_seconds } = self.scaling.fleet.usage;
-        self.outcome.regular_seconds = regular_seconds;
-        self.outcome.burst_seconds = burst_seconds;
-        self.outcome
+        let waiting = self.queue.iter().map(|r| r.arrival);
+        self.scaling.finish(self.now, waiting, self.outcome)
     }
 }

@@ -10,9 +10,10 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use crate::fleet::Fleet;
+use crate::fleet::Usage;
 use crate::platform::{Platform, Pool, StartSampler};
-use crate::policy::Desired;
-use crate::replay::{Event, EventKind};
+use crate::policy::{Desired, FleetView};
+use crate::replay::{Event, EventKind, Outcome};
 
 pub(crate) struct Scaling {
     pub fleet: Fleet,
@@ -71,5 +72,32 @@ impl Scaling {
             }
         }
         changed
+    }
+
+    /// What the controller sees: the fleet's counts with the replay's `in_flight` and `queued` requests.
+    pub fn view(&self, in_flight: u32, queued: usize, idle_since: Option<f64>) -> FleetView {
+        let counts = self.fleet.counts();
+        FleetView {
+            ready: counts.ready,
+            total: counts.total,
+            in_flight,
+            queued: u32::try_from(queued).unwrap_or(u32::MAX),
+            idle_since,
+        }
+    }
+
+    /// The replay ends at `now`: requests still waiting (their `arrivals`) count with the wait they had,
+    /// and every replica still there is paid to `now`.
+    pub fn finish(mut self, now: f64, waiting: impl Iterator<Item = f64>, mut outcome: Outcome) -> Outcome {
+        for arrival in waiting {
+            outcome.requests += 1;
+            outcome.cold_starts += u64::from(self.fleet.active() == 0);
+            outcome.latencies.record((now - arrival) * 1000.0);
+        }
+        self.fleet.close(now);
+        let Usage { regular_seconds, burst_seconds } = self.fleet.usage;
+        outcome.regular_seconds = regular_seconds;
+        outcome.burst_seconds = burst_seconds;
+        outcome
     }
 }
