@@ -1,5 +1,5 @@
-//! SVG charts with plotters: demand and replicas over time, one panel per policy (`--chart`), and the
-//! keep-alive trade-off, cold starts against replica-seconds as the keep-alive setting varies.
+//! SVG charts with plotters: demand and replicas over time, one panel per policy (`--chart`), and a
+//! trade-off: a cost in latency (cold starts, or a p99) against replica-seconds as one setting varies.
 
 use std::path::Path;
 
@@ -93,12 +93,12 @@ pub fn timeline(path: &Path, title: &str, outcomes: &[PolicyOutcome]) -> Result<
 #[derive(Debug, Clone, PartialEq)]
 pub struct TradeoffCurve {
     pub name: String,
-    /// (replica-seconds, cold-start requests, setting label)
+    /// (replica-seconds, the latency cost on the y axis, setting label)
     pub points: Vec<(f64, f64, String)>,
 }
 
-/// Cold starts against replica-seconds, one line per policy family, each point labelled with its setting.
-pub fn tradeoff(path: &Path, title: &str, curves: &[TradeoffCurve]) -> Result<(), ChartError> {
+/// `y_desc` against replica-seconds, one line per policy family, each point labelled with its setting.
+pub fn tradeoff(path: &Path, title: &str, y_desc: &str, curves: &[TradeoffCurve]) -> Result<(), ChartError> {
     let err = chart_error(path);
     let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
@@ -111,12 +111,7 @@ pub fn tradeoff(path: &Path, title: &str, curves: &[TradeoffCurve]) -> Result<()
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..x_max * 1.1, 0.0..y_max * 1.1)
         .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc("replica-seconds")
-        .y_desc("cold-start requests")
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
+    chart.configure_mesh().x_desc("replica-seconds").y_desc(y_desc).draw().map_err(|e| err(e.to_string()))?;
     for (i, curve) in curves.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let xy: Vec<(f64, f64)> = curve.points.iter().map(|p| (p.0, p.1)).collect();

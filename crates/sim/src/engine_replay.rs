@@ -12,7 +12,8 @@
 //! `containerConcurrency` above 0 a replica takes at most that many and the rest wait at the activator;
 //! with none ready, requests wait there too. Added latency is the wait at the activator (0 when a ready
 //! replica takes the request on arrival); time to first token and to the last are measured from arrival. A
-//! cold start is a request whose replica was not ready when it arrived, as in the request model.
+//! cold start is a request whose replica was not ready when it arrived, as in the request model; one held
+//! for starting replicas while saturated ones were ready counts, but not as a cold start from zero.
 //! Each tick also carries the engine signals of `metric: tokens` and `kv-cache`: the requests' time-weighted
 //! count times the running mean of tokens per finished request (the gateway's estimate, not the exact
 //! tokens in flight), and the KV-cache use of the ready replicas at the tick. Replicas
@@ -260,6 +261,7 @@ impl EngineReplay<'_> {
         if let Some(since) = self.idle_since.take() {
             controller.idle_ended(self.now, self.now - since);
         }
+        self.outcome.cold_from_zero += u64::from(!self.scaling.fleet.any_ready());
         self.queue.push_back(index);
         self.dispatch();
         if !self.queue.is_empty() && self.scaling.fleet.active() == 0 {

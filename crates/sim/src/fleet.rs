@@ -80,6 +80,11 @@ impl Fleet {
         c
     }
 
+    /// Whether some replica is ready and not leaving.
+    pub fn any_ready(&self) -> bool {
+        self.replicas.iter().any(|r| r.live && r.ready && !r.leaving)
+    }
+
     /// Replicas asked for and not ready yet (not leaving).
     pub fn starting(&self) -> u32 {
         self.replicas.iter().filter(|r| r.live && !r.leaving && !r.ready).count() as u32

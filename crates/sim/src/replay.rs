@@ -2,7 +2,7 @@
 //! finishing are events in virtual time; the controller ticks at every whole second with the second's load.
 //! A request takes a free slot on a ready replica at once or waits in a FIFO queue (the activator); its
 //! added latency is the wait, and it is a cold start when the replica that serves it was not yet ready when
-//! it arrived. A request that finds no replica at all pokes the controller, as the gateway does. The replay
+//! it arrived (a cold start from zero, the gateway's count, when no replica at all was ready). A request that finds no replica at all pokes the controller, as the gateway does. The replay
 //! ends at the first tick after the trace's end with nothing queued or in flight.
 
 use std::cmp::Ordering;
@@ -22,6 +22,10 @@ pub(crate) const OVERRUN_LIMIT: f64 = 6.0 * 3600.0;
 pub struct Outcome {
     pub requests: u64,
     pub cold_starts: u64,
+    /// Requests that arrived with no replica ready: the gateway's `swell_cold_starts_total` and
+    /// `swell-cold-start` header. A subset of `cold_starts`, which also counts a request that waited for a
+    /// busy revision and was then served by a replica started meanwhile.
+    pub cold_from_zero: u64,
     pub latencies: Latencies,
     pub regular_seconds: f64,
     pub burst_seconds: f64,
@@ -40,6 +44,7 @@ impl Outcome {
     pub fn merge(&mut self, other: &Self) {
         self.requests += other.requests;
         self.cold_starts += other.cold_starts;
+        self.cold_from_zero += other.cold_from_zero;
         self.latencies.merge(&other.latencies);
         self.regular_seconds += other.regular_seconds;
         self.burst_seconds += other.burst_seconds;
@@ -220,6 +225,7 @@ impl Replay {
         if let Some(since) = self.idle_since.take() {
             controller.idle_ended(self.now, self.now - since);
         }
+        self.outcome.cold_from_zero += u64::from(!self.scaling.fleet.any_ready());
         self.queue.push_back(request);
         self.dispatch();
         if !self.queue.is_empty() && self.scaling.fleet.active() == 0 {

@@ -2,6 +2,7 @@
 //! pool, cost and scale events, as a Markdown table (stdout) and as JSON (`--report-json`) with exactly the
 //! field names of the issue: `{"policies": [{"name", "requests", "coldStarts", "p50AddedMs", "p99AddedMs",
 //! "maxAddedMs", "replicaSeconds", "burstReplicaSeconds", "cost", "scaleEvents"}]}`, plus
+//! `coldStartsFromZero` (arrived with no replica ready: the gateway's own count of cold starts),
 //! `replicaSecondsVsOracle` (all replica-seconds over the oracle's) when the oracle ran, and `p50TtftMs`,
 //! `p99TtftMs`, `p99E2eMs` where replicas are engines.
 
@@ -22,6 +23,8 @@ pub struct PolicyReport {
     pub name: String,
     pub requests: u64,
     pub cold_starts: u64,
+    /// Requests that arrived with no replica ready, as the gateway counts cold starts.
+    pub cold_starts_from_zero: u64,
     #[serde(rename = "p50AddedMs")]
     pub p50_added_ms: f64,
     #[serde(rename = "p99AddedMs")]
@@ -57,6 +60,7 @@ impl Report {
                     name: p.name.clone(),
                     requests: o.requests,
                     cold_starts: o.cold_starts,
+                    cold_starts_from_zero: o.cold_from_zero,
                     p50_added_ms: round(o.latencies.quantile(0.5)),
                     p99_added_ms: round(o.latencies.quantile(0.99)),
                     max_added_ms: round(o.latencies.max_ms()),
@@ -83,22 +87,23 @@ impl Report {
         let ratio = self.policies.iter().any(|p| p.replica_seconds_vs_oracle.is_some());
         let ttft = self.policies.iter().any(|p| p.p50_ttft_ms.is_some());
         let mut out = String::from(
-            "| policy | requests | cold starts | cold % | p50 added ms | p99 added ms | max added ms | replica-s | burst replica-s | cost | scale events |",
+            "| policy | requests | cold starts | cold % | from zero | p50 added ms | p99 added ms | max added ms | replica-s | burst replica-s | cost | scale events |",
         );
         out.push_str(if ratio { " replica-s × oracle |" } else { "" });
         out.push_str(if ttft { " p50 TTFT ms | p99 TTFT ms | p99 e2e ms |\n" } else { "\n" });
-        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         out.push_str(if ratio { "---:|" } else { "" });
         out.push_str(if ttft { "---:|---:|---:|\n" } else { "\n" });
         for p in &self.policies {
             let share = if p.requests == 0 { 0.0 } else { 100.0 * p.cold_starts as f64 / p.requests as f64 };
             let _ = write!(
                 out,
-                "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                "| {} | {} | {} | {:.2} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
                 p.name,
                 p.requests,
                 p.cold_starts,
                 share,
+                p.cold_starts_from_zero,
                 p.p50_added_ms,
                 p.p99_added_ms,
                 p.max_added_ms,

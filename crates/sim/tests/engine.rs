@@ -210,3 +210,13 @@ fn engine_routing_uses_the_gateways_thresholds() {
     assert_eq!(sim::MAX_CHUNKS, swell_activator::MAX_CHUNKS);
     assert_eq!(sim::HOLD_LIMIT_SECONDS, swell_activator::HOLD_LIMIT.as_secs_f64());
 }
+
+#[test]
+fn requests_that_arrive_before_the_first_replica_are_cold_starts_from_zero() {
+    // 2 requests/s from an empty fleet; the first request pokes the decider at 0 s and its replica is ready
+    // at 4.75 s. The ten requests of 0–4.5 s arrived with no replica ready: the gateway's cold starts.
+    let report = run(&steady(2), platform(4.75, 1000), "knative-kpa", 1);
+    let kpa = &report.policies[0];
+    assert_eq!(kpa.cold_starts_from_zero, 10);
+    assert!(kpa.cold_starts >= kpa.cold_starts_from_zero, "{} < {}", kpa.cold_starts, kpa.cold_starts_from_zero);
+}

@@ -74,10 +74,27 @@ fn knative_counts_requests_that_arrive_at_zero_as_cold_starts() {
     let report = run(&three_requests(), platform(2.0), "knative-kpa,swell", 1);
     let kpa = &report.policies[0];
     assert_eq!((kpa.requests, kpa.cold_starts, kpa.max_added_ms), (3, 2, 2500.0));
+    // Both arrived with no replica ready, so the gateway counts them too.
+    assert_eq!(kpa.cold_starts_from_zero, 2);
     assert!(kpa.replica_seconds >= 90.0, "{}", kpa.replica_seconds);
     // With fewer than 10 idle gaps on record Swell is Knative.
     let swell = &report.policies[1];
     assert_eq!((swell.cold_starts, swell.replica_seconds), (kpa.cold_starts, kpa.replica_seconds));
+}
+
+#[test]
+fn a_request_that_waits_for_a_busy_replica_is_cold_but_not_from_zero() {
+    // One request slot per replica, 100 s requests. The first (at 0 s) waits for a replica: cold, and from
+    // zero. Its concurrency of 1 is above the target of 0.7, so a second replica is ready by 10 s, when three
+    // more arrive: one takes the idle replica, two wait at the activator behind busy ones and are served by
+    // replicas started for them. Those two are cold by the simulator's count but not by the gateway's, which
+    // counts only a wait that began with no replica ready.
+    let requests = [0.0, 10.0, 10.0, 10.0].map(|arrival| Request { arrival, service: 100.0 }).to_vec();
+    let revision =
+        RevisionTrace { name: "busy".into(), arrivals: Arrivals::Exact(requests), service: ServiceTime::PerRequest };
+    let trace = Trace { revisions: vec![revision], duration: 120.0 };
+    let kpa = &run(&trace, platform(2.0), "knative-kpa", 1).policies[0];
+    assert_eq!((kpa.requests, kpa.cold_starts, kpa.cold_starts_from_zero), (4, 3, 1));
 }
 
 #[test]
@@ -120,6 +137,7 @@ fn the_json_report_has_the_issue_fields() {
         [
             "burstReplicaSeconds",
             "coldStarts",
+            "coldStartsFromZero",
             "cost",
             "maxAddedMs",
             "name",

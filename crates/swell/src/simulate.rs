@@ -7,6 +7,7 @@
 //! `swell_sim`.
 
 mod trace;
+mod tradeoff;
 
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};

@@ -237,3 +237,35 @@ fn simulate_stops_quietly_when_its_reader_goes_away() {
     assert!(std::fs::read_to_string(&json).unwrap().contains("knative-kpa"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn simulate_tradeoff_sweeps_utilization_on_llm_traces_and_keep_alive_on_function_traces() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../sim/tests/fixtures");
+    let dir = std::env::temp_dir().join(format!("swell-cli-tradeoff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sweep = |trace: &str, svg: &str| {
+        let chart = dir.join(svg);
+        let output = swell()
+            .args(["simulate", "--trace", &format!("{fixtures}/{trace}"), "--policies", "knative-kpa", "--tradeoff"])
+            .arg(&chart)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        (String::from_utf8(output.stdout).unwrap(), std::fs::read_to_string(&chart).unwrap())
+    };
+    // An LLM trace (engine replicas): the target utilization, against the p99 TTFT, with the oracle's point.
+    let (stdout, svg) = sweep("requests.csv", "llm.svg");
+    for line in ["tradeoff knative-kpa 50%:", "tradeoff swell 100%:", "tradeoff swell, no crediting 70%:"] {
+        assert!(stdout.contains(line), "{line} missing from:\n{stdout}");
+    }
+    assert!(stdout.contains("tradeoff oracle oracle:"), "{stdout}");
+    assert!(stdout.lines().filter(|l| l.starts_with("tradeoff ")).all(|l| l.contains("p99 TTFT ms")), "{stdout}");
+    assert!(svg.contains("target-utilization trade-off") && svg.contains("p99 TTFT (ms)"));
+    // A function trace: the keep-alive sweep, against cold starts.
+    let (stdout, svg) = sweep("azure", "faas.svg");
+    assert!(stdout.contains("tradeoff knative-kpa (grace period) grace 600s:"), "{stdout}");
+    assert!(stdout.contains("tradeoff swell (keep-alive budget) budget 8:"), "{stdout}");
+    assert!(svg.contains("keep-alive trade-off") && svg.contains("cold-start requests"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

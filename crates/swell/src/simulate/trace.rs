@@ -1,20 +1,19 @@
 //! `swell simulate --trace`: read a request trace, replay it under the chosen policies with `swell_sim`, print
-//! the report as a Markdown table, and write the JSON report and the SVG charts asked for. `--tradeoff` also
-//! sweeps the keep-alive setting of `knative-kpa` (its scale-to-zero grace period) and of `swell` (its keep-alive
-//! budget) and draws cold starts against replica-seconds. LLM traces (`request-csv`, `mooncake`) run every
+//! the report as a Markdown table, and write the JSON report and the SVG charts asked for (`--tradeoff`:
+//! [`super::tradeoff`]). LLM traces (`request-csv`, `mooncake`) run every
 //! replica as a continuous-batching engine by default (`--replica-model engine`), FaaS traces as request slots.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+use super::tradeoff::{self, Sweep};
 use crate::output;
 use swell_sim::engine_routing::Routing;
 use swell_sim::readers::request_csv::TokenServiceModel;
 use swell_sim::{
     EngineConfig, Platform, PolicyKind, ReplicaModel, Report, RunConfig, StartTime, SwellSettings, TraceFormat,
-    TradeoffCurve,
 };
 
 /// `--replica-model`: how a replica of an LLM trace serves requests.
@@ -79,9 +78,15 @@ pub struct TraceArgs {
     /// Draw demand and replicas over time per policy (SVG).
     #[arg(long, value_name = "FILE.svg", requires = "trace")]
     pub chart: Option<PathBuf>,
-    /// Draw the keep-alive trade-off (cold starts against replica-seconds) of knative-kpa and swell (SVG).
+    /// Sweep one setting of knative-kpa and swell and draw its latency cost against replica-seconds (SVG);
+    /// every point is also printed.
     #[arg(long, value_name = "FILE.svg", requires = "trace")]
     pub tradeoff: Option<PathBuf>,
+    /// The setting --tradeoff sweeps: keep-alive (grace period and keep-alive budget, against cold starts)
+    /// or utilization (container-concurrency-target-percentage, against the p99 TTFT or added latency)
+    /// [default: keep-alive for function traces, utilization for LLM traces].
+    #[arg(long, value_name = "SETTING", requires = "tradeoff")]
+    pub tradeoff_sweep: Option<Sweep>,
     /// Seed of arrivals inside each minute, service times and start times.
     #[arg(long, value_name = "N", default_value_t = 1, requires = "trace")]
     pub seed: u64,
@@ -290,16 +295,10 @@ pub fn run(args: &TraceArgs) -> Result<()> {
         swell_sim::timeline(file, &format!("{}: demand and replicas", path.display()), &outcomes)?;
     }
     if let Some(file) = &args.tradeoff {
-        let curves = sweep(&trace, &config, &swell)?;
-        for curve in &curves {
-            for (seconds, cold, label) in &curve.points {
-                output::stdout(&format!(
-                    "tradeoff {} {label}: replica-s {seconds:.0}, cold starts {cold:.0}\n",
-                    curve.name
-                ))?;
-            }
-        }
-        swell_sim::tradeoff(file, "keep-alive trade-off", &curves)?;
+        let llm = format != TraceFormat::AzureFunctions;
+        let sweep = args.tradeoff_sweep.unwrap_or(if llm { Sweep::Utilization } else { Sweep::KeepAlive });
+        let subject = format!("{}, seed {}", path.file_name().unwrap_or(path.as_os_str()).to_string_lossy(), args.seed);
+        tradeoff::draw(file, &subject, &trace, &config, &swell, &autoscaler, sweep)?;
     }
     Ok(())
 }
@@ -381,40 +380,10 @@ fn requests_csv(trace: &swell_sim::Trace) -> String {
     out
 }
 
-/// The keep-alive sweep: Knative's grace period, Swell's idle-gap quantile.
-fn sweep(trace: &swell_sim::Trace, config: &RunConfig, swell: &SwellSettings) -> Result<Vec<TradeoffCurve>> {
-    let mut kpa = Vec::new();
-    for grace in [0u64, 30, 60, 120, 300, 600] {
-        let autoscaler = swell_api::settings::AutoscalerSettings {
-            scale_to_zero_grace_period: Duration::from_secs(grace),
-            ..Default::default()
-        };
-        kpa.push((PolicyKind::KnativeKpa(autoscaler), format!("grace {grace}s")));
-    }
-    let mut ours = Vec::new();
-    for budget in [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0] {
-        let settings = SwellSettings { keep_alive_budget: budget, ..swell.clone() };
-        ours.push((PolicyKind::Swell(settings), format!("budget {budget}")));
-    }
-    let mut curves = Vec::new();
-    for (name, family) in [("knative-kpa (grace period)", kpa), ("swell (keep-alive budget)", ours)] {
-        let (policies, labels): (Vec<_>, Vec<_>) = family.into_iter().unzip();
-        let outcomes = swell_sim::run(trace, &RunConfig { policies, ..config.clone() })?;
-        let points = outcomes
-            .iter()
-            .zip(labels)
-            .map(|(o, label)| {
-                (o.outcome.regular_seconds + o.outcome.burst_seconds, o.outcome.cold_starts as f64, label)
-            })
-            .collect();
-        curves.push(TradeoffCurve { name: name.into(), points });
-    }
-    Ok(curves)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn the_format_follows_from_the_path_as_the_help_says() {
