@@ -2,8 +2,9 @@
 //! finishing are events in virtual time; the controller ticks at every whole second with the second's load.
 //! A request takes a free slot on a ready replica at once or waits in a FIFO queue (the activator); its
 //! added latency is the wait, and it is a cold start when the replica that serves it was not yet ready when
-//! it arrived (a cold start from zero, the gateway's count, when no replica at all was ready). A request that finds no replica at all pokes the controller, as the gateway does. The replay
-//! ends at the first tick after the trace's end with nothing queued or in flight.
+//! it arrived (a cold start from zero, the gateway's count, when no replica at all was ready). A request
+//! that finds no replica at all pokes the controller, as the gateway does. The replay ends at the first tick
+//! after the trace's end with nothing queued or in flight.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -23,8 +24,8 @@ pub struct Outcome {
     pub requests: u64,
     pub cold_starts: u64,
     /// Requests that arrived with no replica ready: the gateway's `swell_cold_starts_total` and
-    /// `swell-cold-start` header. A subset of `cold_starts`, which also counts a request that waited for a
-    /// busy revision and was then served by a replica started meanwhile.
+    /// `swell-cold-start` header. Each of them that is served is in `cold_starts` too, which also counts a
+    /// request that waited behind busy replicas and was then served by one started meanwhile.
     pub cold_from_zero: u64,
     pub latencies: Latencies,
     pub regular_seconds: f64,

@@ -1,7 +1,7 @@
 //! `swell simulate --trace`: read a request trace, replay it under the chosen policies with `swell_sim`, print
 //! the report as a Markdown table, and write the JSON report and the SVG charts asked for (`--tradeoff`:
-//! [`super::tradeoff`]). LLM traces (`request-csv`, `mooncake`) run every
-//! replica as a continuous-batching engine by default (`--replica-model engine`), FaaS traces as request slots.
+//! [`super::tradeoff`]). LLM traces (`request-csv`, `mooncake`) run every replica as a continuous-batching
+//! engine by default (`--replica-model engine`), FaaS traces as request slots.
 
 use std::path::PathBuf;
 use std::time::Instant;
