@@ -113,9 +113,12 @@ impl AutoscalerSettings {
     }
 
     /// Effective settings for one revision: its `scaling` overrides and `containerConcurrency` applied
-    /// (Knative's target resolution, reference §2.3) and validated.
+    /// (Knative's target resolution, reference §2.3) and validated, and whether its gateway holds requests
+    /// for starting replicas (`engine` balancing).
     pub fn for_revision(&self, spec: &crate::RevisionSpec) -> Result<RevisionSettings, SettingsError> {
-        self.for_scaling(&spec.scaling, spec.container_concurrency)
+        let mut settings = self.for_scaling(&spec.scaling, spec.container_concurrency)?;
+        settings.holds_at_gateway = spec.load_balancing() == Some(crate::LoadBalancing::Engine);
+        Ok(settings)
     }
 
     /// Like [`Self::for_revision`], from the two parts of the spec that matter.

@@ -53,7 +53,8 @@ pub struct SecondLoad {
 /// What a controller is sized with for one revision.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct RevisionContext {
-    /// Requests per replica at most, as the autoscalers see it (0 = unlimited).
+    /// Requests per replica: at most (`containerConcurrency`, 0 = unlimited) with the request model; with
+    /// engine replicas their capacity, which the autoscalers get as `scaling.target`, as live.
     pub container_concurrency: u32,
     /// The revision's peak offered load in replicas (static-peak's fleet).
     pub peak_need: u32,
@@ -153,20 +154,30 @@ impl PolicyKind {
 
     /// A controller for one revision. The oracle has none: it is computed from the requests, not replayed.
     pub fn controller(&self, revision: &RevisionContext) -> Result<Box<dyn Controller + Send>, String> {
-        let cc = revision.container_concurrency;
+        // Engine replicas are configured as a live engine revision is: no `containerConcurrency` (the engine
+        // queues) and a concurrency `scaling.target` of the engine's capacity.
+        let engine = revision.tokens_per_request.is_some();
+        let (cc, concurrency_target) = match revision.container_concurrency {
+            capacity if engine && capacity > 0 => (0, Some(f64::from(capacity))),
+            cc => (cc, None),
+        };
         Ok(match self {
             Self::StaticPeak => Box::new(StaticPeak::new(revision.peak_need)),
             Self::HpaRps(settings) => Box::new(HpaRps::new(settings.clone())),
             Self::KnativeKpa(autoscaler) => {
-                Box::new(KnativeKpa::new(revision_settings(autoscaler, &ScalingSpec::default(), cc)?))
+                let scaling = ScalingSpec { target: concurrency_target, ..ScalingSpec::default() };
+                Box::new(KnativeKpa::new(revision_settings(autoscaler, &scaling, cc)?))
             }
             Self::Swell(settings) => {
-                let scaling = swell_scaling(settings, revision)?;
-                Box::new(SwellPolicy::new(
-                    revision_settings(&settings.autoscaler, &scaling, cc)?,
-                    settings.clone(),
-                    revision.start_mean,
-                ))
+                let mut scaling = swell_scaling(settings, revision)?;
+                if settings.metric == Metric::Concurrency {
+                    scaling.target = scaling.target.or(concurrency_target);
+                }
+                let mut resolved = revision_settings(&settings.autoscaler, &scaling, cc)?;
+                // As `AutoscalerSettings::for_revision` sets it live: Swell's gateway holds requests for
+                // starting replicas when it balances engines by `engine`.
+                resolved.holds_at_gateway = engine && settings.routing == Routing::Engine;
+                Box::new(SwellPolicy::new(resolved, settings.clone(), revision.start_mean))
             }
             Self::Oracle => return Err("the oracle is computed from the requests, not replayed".into()),
         })
@@ -202,4 +213,37 @@ fn revision_settings(
 
 fn secs(now: u64) -> Duration {
     Duration::from_secs(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What swell asks for after 6 s of `concurrency` on an engine revision of capacity 10 with 2 ready
+    /// replicas and 2 starting, balanced by `routing`.
+    fn desired_under_load(routing: Routing, concurrency: f64) -> u32 {
+        let revision = RevisionContext {
+            container_concurrency: 10,
+            peak_need: 1,
+            start_mean: 22.0,
+            tokens_per_request: Some(1000.0),
+        };
+        let settings = SwellSettings { routing, ..SwellSettings::default() };
+        let mut controller = PolicyKind::Swell(settings).controller(&revision).expect("a controller");
+        let fleet = FleetView { ready: 2, total: 4, in_flight: 20, queued: 0, idle_since: None };
+        let load = SecondLoad { concurrency, requests: 10, ..SecondLoad::default() };
+        (1..=6).map(|now| controller.tick(now, load, fleet)).last().expect("ticks").total()
+    }
+
+    #[test]
+    fn an_engine_revision_credits_the_load_its_gateway_holds_for_starting_replicas() {
+        // 40 requests against 2 ready replicas that carry 20 at capacity. Under `engine` balancing the other
+        // 20 are held at the gateway for the 2 starting replicas, which take them when ready: credited, the
+        // decider sees 20. Under least-request nothing is held, the 20 sit in the ready engines, and the
+        // decider sees all 40 (Knative's rule), ordering more.
+        let engine = desired_under_load(Routing::Engine, 40.0);
+        let least = desired_under_load(Routing::LeastLoaded, 40.0);
+        assert!(engine < least, "engine balancing asks for {engine}, least-request for {least}");
+        assert_eq!(least, 6, "40 at a target of 7 per replica");
+    }
 }

@@ -164,8 +164,8 @@ fn run_revision(trace: &Trace, index: usize, config: &RunConfig, only: Option<us
 }
 
 /// Every policy on one LLM revision with engine replicas. The autoscalers see the engine's capacity as the
-/// revision's `containerConcurrency` (so Knative's target is 70 % of it, and crediting counts a starting
-/// replica at it); the oracle and static-peak size with it, each request taking its idle-engine time.
+/// revision's `scaling.target` (so Knative's target is 70 % of it, and crediting counts a starting replica
+/// at it); the oracle and static-peak size with it, each request taking its idle-engine time.
 fn run_engine_revision(
     trace: &Trace,
     index: usize,

@@ -56,6 +56,11 @@ pub struct RevisionSettings {
     pub target_burst_capacity: f64,
     /// Credit replicas still starting at their capacity (`credit-starting-replicas`); false = Knative.
     pub credit_starting: bool,
+    /// The gateway holds requests beyond what the ready replicas take (the revision balances by `engine`,
+    /// which holds requests for starting replicas while every ready engine is saturated). Crediting then
+    /// counts the load above the ready replicas' `total_target` as queued (`swell_autoscaler::credit`).
+    /// Set from the revision's spec by [`AutoscalerSettings::for_revision`]; false otherwise.
+    pub holds_at_gateway: bool,
 }
 
 impl Default for RevisionSettings {
@@ -113,6 +118,7 @@ fn base(s: &AutoscalerSettings, container_concurrency: u32) -> RevisionSettings 
         aggregation: AggregationAlgorithm::Linear,
         target_burst_capacity: s.target_burst_capacity,
         credit_starting: s.credit_starting_replicas,
+        holds_at_gateway: false,
     }
 }
 

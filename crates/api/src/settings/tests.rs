@@ -406,3 +406,17 @@ fn engine_metric_targets_are_checked() {
          kv-cache"
     );
 }
+
+#[test]
+fn a_revision_balanced_by_engine_holds_at_its_gateway() {
+    let spec = |yaml: &str| serde_yaml_ng::from_str::<crate::RevisionSpec>(yaml).expect("spec");
+    let holds =
+        |yaml: &str| AutoscalerSettings::default().for_revision(&spec(yaml)).expect("settings").holds_at_gateway;
+    // A scraped engine balances by `engine` unless told otherwise; only that policy holds requests.
+    assert!(holds("endpoints: ['127.0.0.1:9000']\nengine: {kind: vllm}"));
+    assert!(holds("endpoints: ['127.0.0.1:9000']\nloadBalancing: engine\nengine: {kind: sglang}"));
+    assert!(!holds("endpoints: ['127.0.0.1:9000']\nengine: {kind: vllm}\nloadBalancing: least-request"));
+    assert!(!holds("endpoints: ['127.0.0.1:9000']"));
+    // Settings resolved from the scaling block alone know nothing of the gateway.
+    assert!(!AutoscalerSettings::default().for_scaling(&ScalingSpec::default(), 0).expect("settings").holds_at_gateway);
+}
