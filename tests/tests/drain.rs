@@ -177,5 +177,8 @@ routes:
     eprintln!("served {ok} ({cold} after a cold start), failed {failed}");
     assert_eq!(failed, 0, "no request fails while the revision cycles 0 -> 3 -> 0");
     assert!(cold >= 3, "requests held at zero were served after each scale-up ({cold})");
-    assert!(ok > 100, "steady load was served ({ok})");
+    // What the waits above guarantee: 20 served on the ready replicas in each cycle. How many more depends on
+    // how fast this machine is while the replicas drain and start, so it is not asserted (a busy machine
+    // served 96 in one run).
+    assert!(ok >= 3 * 20, "steady load was served ({ok})");
 }
