@@ -36,6 +36,8 @@ pub(crate) struct Fleet {
     container_concurrency: u32,
     /// Live replicas not leaving, kept as they change (asked on every queued arrival).
     active: u32,
+    /// Of those, the ready ones, kept the same way (asked on every arrival).
+    ready: u32,
     pub usage: Usage,
 }
 
@@ -59,6 +61,7 @@ impl Fleet {
             next_unlimited: 0,
             container_concurrency,
             active: 0,
+            ready: 0,
             usage: Usage::default(),
         }
     }
@@ -82,7 +85,12 @@ impl Fleet {
 
     /// Whether some replica is ready and not leaving.
     pub fn any_ready(&self) -> bool {
-        self.replicas.iter().any(|r| r.live && r.ready && !r.leaving)
+        debug_assert_eq!(
+            self.ready as usize,
+            self.replicas.iter().filter(|r| r.live && r.ready && !r.leaving).count(),
+            "the ready count follows the replicas"
+        );
+        self.ready > 0
     }
 
     /// Replicas asked for and not ready yet (not leaving).
@@ -128,6 +136,7 @@ impl Fleet {
             return false;
         }
         r.ready = true;
+        self.ready += 1;
         for _ in 0..self.container_concurrency {
             self.free_slots.push((id, generation));
         }
@@ -201,6 +210,7 @@ impl Fleet {
                 if pick {
                     excess -= 1;
                     self.active -= 1;
+                    self.ready -= u32::from(r.ready);
                     if r.busy == 0 {
                         self.remove(id, now);
                     } else {
@@ -232,6 +242,8 @@ impl Fleet {
     pub fn close(&mut self, now: f64) {
         for id in 0..self.replicas.len() {
             if self.replicas[id].live {
+                let r = &self.replicas[id];
+                self.ready -= u32::from(r.ready && !r.leaving);
                 self.remove(id, now);
             }
         }
